@@ -1,0 +1,175 @@
+//! The command line: every command, flag and its help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Build, run and release the Dockerized Django stacks",
+    version
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Print the exact commands, one per line, and run nothing
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+    /// Echo each command before running it
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the development stack (runserver + Postgres), in the foreground by default
+    Dev(DevArgs),
+    /// Build and start the production stack (gunicorn behind nginx) and wait until it is healthy
+    Prod(ProdArgs),
+    /// Apply database migrations in a one-off web container
+    Migrate(StackArgs),
+    /// Collect static files into the volume nginx serves
+    Collectstatic(StackArgs),
+    /// Run any manage.py command (createsuperuser, shell, ...) with the terminal passed through
+    Manage(ManageArgs),
+    /// Stop and remove the stack's containers (and its volumes with --volumes)
+    Down(DownArgs),
+    /// Show the stack's logs
+    Logs(LogsArgs),
+    /// List the stack's containers
+    Ps(StackArgs),
+    /// Write .env (or .env.prod) with fresh secrets from the committed example
+    Init(InitArgs),
+    /// Check the configuration (with --prod: refuse an unsafe production setup)
+    Check(StackArgs),
+    /// Build the release artifacts: static tarball, image tarball, SHA256SUMS, manifest
+    Release(ReleaseArgs),
+    /// Check release artifacts against SHA256SUMS and manifest.json
+    Verify(VerifyArgs),
+    /// Back up, restore and inspect the stack's database
+    Db(DbArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StackArgs {
+    /// Use the production stack instead of the development one
+    #[arg(long)]
+    pub prod: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DevArgs {
+    /// Rebuild the images before starting
+    #[arg(long)]
+    pub build: bool,
+    /// Run in the background
+    #[arg(short, long)]
+    pub detach: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ProdArgs {
+    /// Start from the images already built
+    #[arg(long)]
+    pub no_build: bool,
+    /// Add the bundled Postgres, for hosts without a managed database
+    #[arg(long)]
+    pub with_db: bool,
+    /// Seconds to wait for every healthcheck to pass
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub wait_timeout: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ManageArgs {
+    /// Use the production stack instead of the development one
+    #[arg(long)]
+    pub prod: bool,
+    /// The manage.py command and its arguments, after `--`
+    #[arg(last = true, required = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DownArgs {
+    /// Use the production stack instead of the development one
+    #[arg(long)]
+    pub prod: bool,
+    /// Also remove the named volumes (database, static and media files)
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogsArgs {
+    /// Use the production stack instead of the development one
+    #[arg(long)]
+    pub prod: bool,
+    /// Keep following new output
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only this service's logs
+    pub service: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InitArgs {
+    /// Write .env.prod for the production stack instead of .env
+    #[arg(long)]
+    pub prod: bool,
+    /// The public host name of the production site (required with --prod)
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Replace an existing file, keeping a backup of it
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReleaseArgs {
+    /// Release version (default: the exact vX.Y.Z tag on HEAD, else `git describe`)
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Archive this directory as it is instead of running collectstatic
+    #[arg(long, value_name = "DIR")]
+    pub static_dir: Option<PathBuf>,
+    /// Where to write the artifacts
+    #[arg(long, value_name = "DIR", default_value = "dist")]
+    pub out: PathBuf,
+    /// Also save the production web image
+    #[arg(long)]
+    pub image: bool,
+    /// Gzip compression level (1-9)
+    #[arg(long, value_name = "N", default_value_t = 6)]
+    pub level: u32,
+    /// Compression threads (default: all cores)
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Release from a work tree with uncommitted changes
+    #[arg(long)]
+    pub allow_dirty: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// Directory holding SHA256SUMS and manifest.json
+    #[arg(default_value = "dist")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    #[command(subcommand)]
+    pub command: Option<DbCommand>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum DbCommand {}

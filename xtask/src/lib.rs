@@ -1,0 +1,19 @@
+//! The xtask library: each command builds a [`plan::Plan`] that is printed or run.
+
+pub mod cli;
+pub mod compose;
+pub mod context;
+pub mod envfile;
+pub mod health;
+pub mod plan;
+pub mod preflight;
+pub mod run_error;
+pub mod runner;
+pub mod stack;
+
+pub use context::Context;
+
+/// Commands whose names are reserved but that this build does not provide.
+pub fn not_yet(name: &str) -> anyhow::Result<()> {
+    anyhow::bail!("`cargo xtask {name}` is not available in this version")
+}

@@ -1,0 +1,27 @@
+//! `cargo xtask`: parse the command line and hand each command to its module.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use xtask::cli::{Cli, Command};
+use xtask::{not_yet, run_error, stack, Context};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = Context::new(cli.global).and_then(|cx| match cli.command {
+        Command::Dev(args) => stack::dev(&cx, args),
+        Command::Prod(args) => stack::prod(&cx, args),
+        Command::Migrate(args) => stack::migrate(&cx, args),
+        Command::Collectstatic(args) => stack::collectstatic(&cx, args),
+        Command::Manage(args) => stack::manage(&cx, args),
+        Command::Down(args) => stack::down(&cx, args),
+        Command::Logs(args) => stack::logs(&cx, args),
+        Command::Ps(args) => stack::ps(&cx, args),
+        Command::Init(_) => not_yet("init"),
+        Command::Check(_) => not_yet("check"),
+        Command::Release(_) => not_yet("release"),
+        Command::Verify(_) => not_yet("verify"),
+        Command::Db(_) => not_yet("db"),
+    });
+    run_error::exit_code(result)
+}

@@ -1,0 +1,39 @@
+//! How a command's outcome becomes the process exit code: a failed child passes its
+//! own code through, any other error is one line on stderr and exit 1.
+
+use std::fmt;
+use std::process::ExitCode;
+
+/// A child process that did not succeed. `code` is what we exit with.
+#[derive(Debug)]
+pub struct ChildFailed {
+    pub command: String,
+    pub code: u8,
+}
+
+impl fmt::Display for ChildFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` failed with exit code {}", self.command, self.code)
+    }
+}
+
+impl std::error::Error for ChildFailed {}
+
+/// Map a process status to the code a shell would report (128 + signal when killed).
+pub fn status_code(status: std::process::ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => u8::try_from(code).unwrap_or(1),
+        (None, Some(signal)) => u8::try_from(128 + signal).unwrap_or(1),
+        (None, None) => 1,
+    }
+}
+
+pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
+    let Err(error) = result else { return ExitCode::SUCCESS };
+    eprintln!("error: {error:#}");
+    match error.downcast_ref::<ChildFailed>() {
+        Some(failed) if failed.code != 0 => ExitCode::from(failed.code),
+        _ => ExitCode::FAILURE,
+    }
+}

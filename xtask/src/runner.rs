@@ -1,0 +1,66 @@
+//! Carries out a plan: prints it under `--dry-run`, otherwise runs each task in order
+//! and stops at the first failure.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Once;
+
+use anyhow::{Context as _, Result};
+
+use crate::context::Context;
+use crate::health;
+use crate::plan::{Plan, Step, Task};
+use crate::run_error::{status_code, ChildFailed};
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// True once the user pressed Ctrl-C while a plan was running.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+pub fn execute(cx: &Context, plan: Plan) -> Result<()> {
+    if cx.dry_run {
+        print!("{}", plan.render());
+        return Ok(());
+    }
+    for task in plan.tasks {
+        match task {
+            Task::Run(step) => run_step(cx, &step)?,
+            Task::WaitHealthy { compose, timeout_secs } => health::wait(cx, &compose, timeout_secs)?,
+            Task::Say(message) => println!("{message}"),
+        }
+    }
+    Ok(())
+}
+
+/// Runs a child with the terminal passed through. Ctrl-C reaches the child through the
+/// terminal's process group; we only note it, so the child can stop its containers
+/// cleanly and we return when it has.
+pub fn run_step(cx: &Context, step: &Step) -> Result<()> {
+    catch_ctrl_c();
+    if cx.verbose {
+        eprintln!("+ {step}");
+    }
+    let mut expression = duct::cmd(&step.program, &step.args).dir(&step.dir).unchecked();
+    for (key, value) in &step.env {
+        expression = expression.env(key, value);
+    }
+    let output =
+        expression.run().with_context(|| format!("cannot run `{}`: is it installed and on PATH?", step.program))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    if interrupted() {
+        // The user asked to stop and the child has stopped: not a failure to report.
+        std::process::exit(130);
+    }
+    Err(ChildFailed { command: step.to_string(), code: status_code(output.status) }.into())
+}
+
+fn catch_ctrl_c() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // Failing to install the handler only means Ctrl-C kills us along with the child.
+        let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
+    });
+}

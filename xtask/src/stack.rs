@@ -1,0 +1,155 @@
+//! The stack commands: dev, prod, migrate, collectstatic, manage, down, logs and ps.
+//! Each builds a plan of Compose invocations and hands it to the runner.
+
+use std::io::IsTerminal;
+
+use anyhow::{bail, Result};
+
+use crate::cli::{DevArgs, DownArgs, LogsArgs, ManageArgs, ProdArgs, StackArgs};
+use crate::compose::{Compose, Stack};
+use crate::context::Context;
+use crate::plan::{Plan, Step, Task};
+use crate::{envfile, preflight, runner};
+
+/// The host name the bundled database answers to inside the production network.
+const BUNDLED_DB_HOST: &str = "db";
+
+pub fn dev(cx: &Context, args: DevArgs) -> Result<()> {
+    let base = prepare(cx, Stack::Dev)?;
+    let mut up = base.arg("up");
+    if args.build {
+        up = up.arg("--build");
+    }
+    if args.detach {
+        up = up.arg("--detach");
+    }
+    runner::execute(cx, Plan::default().run(up))
+}
+
+pub fn prod(cx: &Context, args: ProdArgs) -> Result<()> {
+    let stack = prod_stack(cx, args.with_db)?;
+    preflight::refuse_unsafe_prod(cx, stack)?;
+    let base = prepare(cx, stack)?;
+    let mut plan = Plan::default();
+    if !args.no_build {
+        plan = plan.run(base.clone().arg("build"));
+    }
+    let plan = plan
+        .run(one_off(&base, OneOff::NoDeps, &["check", "--deploy", "--fail-level", "WARNING"]))
+        .run(base.clone().args(["up", "--detach", "--no-build"]))
+        .then(Task::WaitHealthy { compose: base, timeout_secs: args.wait_timeout })
+        .then(Task::Say(format!("the production stack is up at {}", prod_url(cx)?)));
+    runner::execute(cx, plan)
+}
+
+pub fn migrate(cx: &Context, args: StackArgs) -> Result<()> {
+    manage_py(cx, args.prod, &["migrate", "--noinput"])
+}
+
+pub fn collectstatic(cx: &Context, args: StackArgs) -> Result<()> {
+    manage_py(cx, args.prod, &["collectstatic", "--noinput"])
+}
+
+pub fn manage(cx: &Context, args: ManageArgs) -> Result<()> {
+    let words: Vec<&str> = args.args.iter().map(String::as_str).collect();
+    manage_py(cx, args.prod, &words)
+}
+
+pub fn down(cx: &Context, args: DownArgs) -> Result<()> {
+    let base = prepare(cx, stack_for(cx, args.prod)?)?;
+    let mut down = base.arg("down");
+    if args.volumes {
+        down = down.arg("--volumes");
+    }
+    runner::execute(cx, Plan::default().run(down))
+}
+
+pub fn logs(cx: &Context, args: LogsArgs) -> Result<()> {
+    let base = prepare(cx, stack_for(cx, args.prod)?)?;
+    let mut logs = base.arg("logs");
+    if args.follow {
+        logs = logs.arg("--follow");
+    }
+    logs = logs.args(args.service);
+    runner::execute(cx, Plan::default().run(logs))
+}
+
+pub fn ps(cx: &Context, args: StackArgs) -> Result<()> {
+    let base = prepare(cx, stack_for(cx, args.prod)?)?;
+    runner::execute(cx, Plan::default().run(base.arg("ps")))
+}
+
+fn manage_py(cx: &Context, prod: bool, args: &[&str]) -> Result<()> {
+    let base = prepare(cx, stack_for(cx, prod)?)?;
+    runner::execute(cx, Plan::default().run(one_off(&base, OneOff::WithDeps, args)))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OneOff {
+    /// Start the services web depends on (the database) first.
+    WithDeps,
+    /// Run web alone, for commands that need no database.
+    NoDeps,
+}
+
+/// `run --rm web python manage.py ARGS`. Without a terminal on stdin (CI, pipes)
+/// Compose must not try to allocate one, hence `-T`.
+fn one_off(base: &Step, deps: OneOff, args: &[&str]) -> Step {
+    let mut run = base.clone().args(["run", "--rm"]);
+    if !std::io::stdin().is_terminal() {
+        run = run.arg("-T");
+    }
+    if deps == OneOff::NoDeps {
+        run = run.arg("--no-deps");
+    }
+    run.args(["web", "python", "manage.py"]).args(args.iter().copied())
+}
+
+/// Everything a stack command checks before it plans: the env file exists, Compose is
+/// installed and the engine answers. Returns the stack's compose command.
+fn prepare(cx: &Context, stack: Stack) -> Result<Step> {
+    require_env_file(cx, stack)?;
+    let compose = Compose::detect(cx)?;
+    crate::compose::require_engine(cx)?;
+    Ok(compose.step(cx, stack))
+}
+
+fn require_env_file(cx: &Context, stack: Stack) -> Result<()> {
+    let path = cx.path(stack.env_file());
+    if !path.is_file() {
+        bail!("{} not found: run `{}` to create it", path.display(), stack.init_hint());
+    }
+    Ok(())
+}
+
+fn stack_for(cx: &Context, prod: bool) -> Result<Stack> {
+    if prod {
+        prod_stack(cx, false)
+    } else {
+        Ok(Stack::Dev)
+    }
+}
+
+/// The production stack runs the bundled database when `.env.prod` points web at it
+/// (`POSTGRES_HOST=db`). Deciding from the env file, not from a flag, keeps every later
+/// command (migrate, down --volumes, ...) on the same set of compose files.
+fn prod_stack(cx: &Context, with_db: bool) -> Result<Stack> {
+    let stack = Stack::Prod { with_db: false };
+    require_env_file(cx, stack)?;
+    let path = cx.path(stack.env_file());
+    let host = envfile::read(&path)?.get("POSTGRES_HOST").cloned().unwrap_or_default();
+    let bundled = host == BUNDLED_DB_HOST;
+    if with_db && !bundled {
+        bail!(
+            "--with-db starts the bundled database, but {} sets POSTGRES_HOST={host:?}: set POSTGRES_HOST={BUNDLED_DB_HOST} there, or drop --with-db to use that database",
+            path.display()
+        );
+    }
+    Ok(Stack::Prod { with_db: bundled })
+}
+
+fn prod_url(cx: &Context) -> Result<String> {
+    let vars = envfile::read(&cx.path(Stack::Prod { with_db: false }.env_file()))?;
+    let port = vars.get("HTTP_PORT").map(String::as_str).unwrap_or("80");
+    Ok(if port == "80" { "http://localhost/".to_owned() } else { format!("http://localhost:{port}/") })
+}
