@@ -3,7 +3,7 @@
 use std::env;
 
 use anyhow::{bail, Result};
-use xshell::{cmd, Shell};
+use xshell::cmd;
 
 use crate::context::Context;
 use crate::plan::Step;
@@ -81,7 +81,7 @@ impl Compose {
         if cx.dry_run {
             return Ok(Compose::v2());
         }
-        let sh = Shell::new()?;
+        let sh = cx.shell()?;
         if cmd!(sh, "docker compose version").quiet().ignore_stdout().ignore_stderr().run().is_ok() {
             return Ok(Compose::v2());
         }
@@ -134,7 +134,7 @@ pub fn require_engine(cx: &Context) -> Result<()> {
     if cx.dry_run {
         return Ok(());
     }
-    let sh = Shell::new()?;
+    let sh = cx.shell()?;
     let format = "{{.ServerVersion}}";
     let output = cmd!(sh, "docker info --format {format}").quiet().ignore_status().output();
     match output {

@@ -24,6 +24,14 @@ impl Context {
     pub fn path(&self, relative: &str) -> PathBuf {
         self.root.join(relative)
     }
+
+    /// A shell for short probes and captures, working in the project root so that
+    /// what it runs does not depend on where the user stands.
+    pub fn shell(&self) -> Result<xshell::Shell> {
+        let sh = xshell::Shell::new().context("cannot start a shell")?;
+        sh.change_dir(&self.root);
+        Ok(sh)
+    }
 }
 
 /// `XTASK_ROOT`, else the workspace that holds this crate. `cargo run` sets

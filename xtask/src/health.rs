@@ -4,7 +4,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
-use xshell::{cmd, Shell};
+use xshell::cmd;
 
 use crate::context::Context;
 use crate::plan::Step;
@@ -47,7 +47,7 @@ pub fn wait(cx: &Context, compose: &Step, timeout_secs: u64) -> Result<()> {
 }
 
 fn inspect(cx: &Context, compose: &Step) -> Result<Vec<Container>> {
-    let sh = Shell::new()?;
+    let sh = cx.shell()?;
     let ps = compose.clone().args(["ps", "-q"]);
     let (program, args) = (&ps.program, &ps.args);
     let mut ids_cmd = cmd!(sh, "{program} {args...}").quiet();

@@ -1,0 +1,367 @@
+//! The stack commands run through the real xtask binary against a fake `docker` that
+//! records every call, so the exact Compose command lines are checked without an engine.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const PROD_ENV: &str = "DEBUG=0
+SECRET_KEY=Zq8vK2mN5pR7tW9yB3dF6hJ1lX4cV0gT8sA2eU5iO7nM9kQ3wE
+ALLOWED_HOSTS=example.com
+CSRF_TRUSTED_ORIGINS=https://example.com
+POSTGRES_HOST=db.example.net
+POSTGRES_PORT=5432
+POSTGRES_USER=app
+POSTGRES_PASSWORD=vN4rT8yU2iO6pA1s
+POSTGRES_DB=app
+HTTP_PORT=8080
+";
+
+/// A throwaway project root with env files and a bin directory holding the fakes.
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Installed {
+    V2,
+    V1Only,
+    Nothing,
+}
+
+impl Sandbox {
+    fn new(installed: Installed) -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = Sandbox { dir };
+        fs::create_dir(sandbox.root()).unwrap();
+        fs::create_dir(sandbox.bin()).unwrap();
+        fs::write(sandbox.root().join(".env"), "DEBUG=1\nSECRET_KEY=dev\nPOSTGRES_HOST=db\n").unwrap();
+        fs::write(sandbox.root().join(".env.prod"), PROD_ENV).unwrap();
+        let fake = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/fake-docker/docker");
+        symlink(&fake, sandbox.bin().join("docker")).unwrap();
+        if installed == Installed::V1Only {
+            symlink(&fake, sandbox.bin().join("docker-compose")).unwrap();
+        }
+        sandbox
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("shop")
+    }
+
+    fn bin(&self) -> PathBuf {
+        self.dir.path().join("bin")
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.path().join("calls.log")
+    }
+
+    fn xtask(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", self.bin())
+            .env("XTASK_ROOT", self.root())
+            .env("FAKE_DOCKER_LOG", self.log())
+            .stdin(Stdio::null());
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        cmd.output().unwrap()
+    }
+
+    /// The recorded calls, with the sandbox path shown as `ROOT`.
+    fn calls(&self) -> Vec<String> {
+        let log = fs::read_to_string(self.log()).unwrap_or_default();
+        let root = self.root().to_string_lossy().into_owned();
+        log.lines().map(|l| l.replace(&root, "ROOT")).collect()
+    }
+}
+
+fn base_v2(stack: &str) -> String {
+    match stack {
+        "dev" => "docker compose --project-name shop-dev --project-directory ROOT --env-file ROOT/.env -f ROOT/docker/compose.yml".into(),
+        "prod" => "docker compose --project-name shop-prod --project-directory ROOT --env-file ROOT/.env.prod -f ROOT/docker/compose.prod.yml".into(),
+        other => panic!("no stack {other}"),
+    }
+}
+
+/// What the fake records for a compose call on `stack` running `rest`.
+fn call(flavour: Installed, stack: &str, rest: &str) -> String {
+    let web_image = if stack == "prod" { "shop-web" } else { "" };
+    let base = base_v2(stack);
+    let base = if flavour == Installed::V1Only { base.replacen("docker compose", "docker-compose", 1) } else { base };
+    format!("ROOT|WEB_IMAGE={web_image}|{base} {rest}")
+}
+
+/// The probes every real run makes before its plan: which Compose, and is the engine up.
+fn probes(flavour: Installed) -> Vec<String> {
+    let mut calls = vec!["ROOT|WEB_IMAGE=|docker compose version".to_owned()];
+    if flavour == Installed::V1Only {
+        calls.push("ROOT|WEB_IMAGE=|docker-compose version".into());
+    }
+    calls.push("ROOT|WEB_IMAGE=|docker info --format {{.ServerVersion}}".into());
+    calls
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn assert_calls(flavour: Installed, args: &[&str], stack: &str, expected: &[&str]) {
+    let sandbox = Sandbox::new(flavour);
+    let env: &[(&str, &str)] = if flavour == Installed::V1Only { &[("FAKE_COMPOSE_V2", "0")] } else { &[] };
+    let output = sandbox.xtask(args, env);
+    assert!(output.status.success(), "{args:?} failed: {}", stderr(&output));
+    let mut want = probes(flavour);
+    for rest in expected {
+        want.push(call(flavour, stack, rest));
+        if *rest == "ps -q" {
+            want.push(INSPECT.to_owned());
+        }
+    }
+    assert_eq!(sandbox.calls(), want, "calls of {args:?}");
+}
+
+fn each_flavour(args: &[&str], stack: &str, expected: &[&str]) {
+    for flavour in [Installed::V2, Installed::V1Only] {
+        assert_calls(flavour, args, stack, expected);
+    }
+}
+
+#[test]
+fn dev_starts_the_dev_stack_in_the_foreground_or_detached() {
+    each_flavour(&["dev"], "dev", &["up"]);
+    each_flavour(&["dev", "--build", "-d"], "dev", &["up --build --detach"]);
+}
+
+#[test]
+fn ctrl_c_in_the_foreground_stops_the_stack_and_returns_after_it() {
+    use std::os::unix::process::CommandExt;
+    let sandbox = Sandbox::new(Installed::V2);
+    symlink("/bin/sleep", sandbox.bin().join("sleep")).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.arg("dev")
+        .env_clear()
+        .env("PATH", sandbox.bin())
+        .env("XTASK_ROOT", sandbox.root())
+        .env("FAKE_DOCKER_LOG", sandbox.log())
+        .env("FAKE_BLOCK", "1")
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let child = cmd.spawn().unwrap();
+    let started = std::time::Instant::now();
+    while !sandbox.calls().iter().any(|c| c == "running") {
+        assert!(started.elapsed().as_secs() < 20, "up never started: {:#?}", sandbox.calls());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // A terminal's Ctrl-C signals the whole foreground process group.
+    let group = format!("-{}", child.id());
+    assert!(Command::new("kill").args(["-INT", "--", &group]).status().unwrap().success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(sandbox.calls().last().map(String::as_str), Some("stopped"), "returned before the stack stopped");
+    assert_eq!(output.status.code(), Some(130));
+    assert!(output.stderr.is_empty(), "{}", stderr(&output));
+}
+
+#[test]
+fn prod_builds_checks_starts_and_waits_for_health() {
+    each_flavour(
+        &["prod"],
+        "prod",
+        &[
+            "build",
+            "run --rm -T --no-deps web python manage.py check --deploy --fail-level WARNING",
+            "up --detach --no-build",
+            "ps -q",
+        ],
+    );
+}
+
+const INSPECT: &str = r#"ROOT|WEB_IMAGE=|docker inspect --format {{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} c1 c2 c3"#;
+
+#[test]
+fn prod_with_the_bundled_database_adds_the_db_overlay() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let env = PROD_ENV.replace("POSTGRES_HOST=db.example.net", "POSTGRES_HOST=db");
+    fs::write(sandbox.root().join(".env.prod"), env).unwrap();
+    let output = sandbox.xtask(&["prod", "--with-db", "--no-build"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let overlay = format!("{} -f ROOT/docker/compose.db.yml", base_v2("prod"));
+    let calls = sandbox.calls();
+    assert_eq!(calls.len(), 2 + 3 + 1, "{calls:#?}");
+    for call in &calls[2..5] {
+        assert!(call.contains(&overlay), "{call}");
+    }
+    assert!(!calls.iter().any(|c| c.ends_with(" build")), "--no-build still built: {calls:#?}");
+    // Later prod commands follow the env file, so `down --volumes` also removes the db volume.
+    let output = sandbox.xtask(&["down", "--prod", "--volumes"], &[]);
+    assert!(output.status.success());
+    assert!(sandbox.calls().last().unwrap().ends_with(&format!("{overlay} down --volumes")));
+}
+
+#[test]
+fn with_db_refuses_an_env_file_that_points_elsewhere() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let output = sandbox.xtask(&["prod", "--with-db"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("POSTGRES_HOST=\"db.example.net\"") && err.contains("set POSTGRES_HOST=db"), "{err}");
+    assert!(sandbox.calls().is_empty());
+}
+
+#[test]
+fn prod_prints_the_url_once_healthy() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let output = sandbox.xtask(&["prod"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("http://localhost:8080/"), "{stdout}");
+}
+
+#[test]
+fn prod_reports_unhealthy_services_with_their_logs_on_timeout() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let inspect = "web running starting\\nnginx running healthy";
+    let output = sandbox.xtask(&["prod", "--wait-timeout", "0"], &[("FAKE_INSPECT", inspect)]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("service(s) web not healthy after 0s"), "{err}");
+    let logs = call(Installed::V2, "prod", "logs --no-color --tail 30 web");
+    assert!(sandbox.calls().contains(&logs), "{:#?}", sandbox.calls());
+}
+
+#[test]
+fn prod_stops_waiting_when_a_container_exits() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let output = sandbox.xtask(&["prod"], &[("FAKE_INSPECT", "web exited none\\nnginx running starting")]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("service(s) web stopped before becoming healthy"), "{}", stderr(&output));
+}
+
+#[test]
+fn one_off_manage_commands_run_in_a_removed_web_container() {
+    each_flavour(&["migrate"], "dev", &["run --rm -T web python manage.py migrate --noinput"]);
+    each_flavour(&["collectstatic", "--prod"], "prod", &["run --rm -T web python manage.py collectstatic --noinput"]);
+    each_flavour(
+        &["manage", "--prod", "--", "createsuperuser", "--username", "admin"],
+        "prod",
+        &["run --rm -T web python manage.py createsuperuser --username admin"],
+    );
+}
+
+#[test]
+fn down_logs_and_ps_pass_their_flags() {
+    each_flavour(&["down"], "dev", &["down"]);
+    each_flavour(&["down", "--prod", "--volumes"], "prod", &["down --volumes"]);
+    each_flavour(&["logs", "-f", "web"], "dev", &["logs --follow web"]);
+    each_flavour(&["logs", "--prod"], "prod", &["logs"]);
+    each_flavour(&["ps", "--prod"], "prod", &["ps"]);
+}
+
+#[test]
+fn xtask_compose_overrides_detection() {
+    let sandbox = Sandbox::new(Installed::V1Only);
+    let output = sandbox.xtask(&["ps"], &[("XTASK_COMPOSE", "docker-compose")]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let calls = sandbox.calls();
+    assert_eq!(calls.len(), 2, "no detection probe expected: {calls:#?}");
+    assert!(calls[1].ends_with(&format!("{} ps", base_v2("dev").replacen("docker compose", "docker-compose", 1))));
+}
+
+#[test]
+fn a_failing_child_passes_its_exit_code_through() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let output = sandbox.xtask(&["migrate"], &[("FAKE_EXIT", "3")]);
+    assert_eq!(output.status.code(), Some(3));
+    let err = stderr(&output);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: `cd ") && err.trim_end().ends_with("failed with exit code 3"), "{err}");
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_calls_nothing() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let output = sandbox.xtask(&["--dry-run", "prod"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(sandbox.calls().is_empty(), "dry run called docker: {:#?}", sandbox.calls());
+    let root = sandbox.root().display().to_string();
+    let stdout = String::from_utf8_lossy(&output.stdout).replace(&root, "ROOT");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let line = |rest: &str| format!("cd ROOT && WEB_IMAGE=shop-web {} {rest}", base_v2("prod"));
+    assert_eq!(lines[0], line("build"));
+    assert_eq!(lines[1], line("run --rm -T --no-deps web python manage.py check --deploy --fail-level WARNING"));
+    assert_eq!(lines[2], line("up --detach --no-build"));
+    assert!(lines[3].starts_with("# wait up to 120s"), "{}", lines[3]);
+    assert_eq!(lines.len(), 5, "{stdout}");
+}
+
+#[test]
+fn missing_compose_is_one_line_naming_what_to_install() {
+    let sandbox = Sandbox::new(Installed::Nothing);
+    let output = sandbox.xtask(&["ps"], &[("FAKE_COMPOSE_V2", "0")]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("Docker Compose not found: install the Compose v2 plugin"), "{err}");
+}
+
+#[test]
+fn an_unreachable_engine_is_one_line() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let output = sandbox.xtask(&["dev"], &[("FAKE_ENGINE", "down")]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("cannot reach the Docker engine (Cannot connect to the Docker daemon"), "{err}");
+    assert!(!sandbox.calls().iter().any(|c| c.contains(" up")), "started anyway: {:#?}", sandbox.calls());
+}
+
+#[test]
+fn a_missing_env_file_names_the_init_command() {
+    let sandbox = Sandbox::new(Installed::V2);
+    fs::remove_file(sandbox.root().join(".env")).unwrap();
+    fs::remove_file(sandbox.root().join(".env.prod")).unwrap();
+    let dev = sandbox.xtask(&["dev"], &[]);
+    assert_eq!(dev.status.code(), Some(1));
+    assert!(
+        stderr(&dev).trim_end().ends_with(".env not found: run `cargo xtask init` to create it"),
+        "{}",
+        stderr(&dev)
+    );
+    let prod = sandbox.xtask(&["prod"], &[]);
+    assert!(
+        stderr(&prod).contains(".env.prod not found: run `cargo xtask init --prod --host HOST`"),
+        "{}",
+        stderr(&prod)
+    );
+    assert!(sandbox.calls().is_empty());
+}
+
+#[test]
+fn help_lists_every_command() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let output = sandbox.xtask(&["--help"], &[]);
+    let help = String::from_utf8_lossy(&output.stdout);
+    for command in [
+        "dev",
+        "prod",
+        "migrate",
+        "collectstatic",
+        "manage",
+        "down",
+        "logs",
+        "ps",
+        "init",
+        "check",
+        "release",
+        "verify",
+        "db",
+    ] {
+        assert!(help.lines().any(|l| l.trim_start().starts_with(command)), "{command} missing from:\n{help}");
+    }
+}
