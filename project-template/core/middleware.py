@@ -1,0 +1,29 @@
+"""Answers /healthz ahead of the rest of the stack.
+
+It runs before host validation and the HTTPS redirect because its callers are probes:
+the container healthcheck talks plain HTTP to 127.0.0.1:8000, which is neither an allowed
+host nor HTTPS. The answer carries no data beyond "ok" or "unavailable".
+"""
+
+from django.http import HttpResponse
+
+from .health import database_ok
+
+HEALTH_PATH = "/healthz"
+
+
+class HealthCheckMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path_info != HEALTH_PATH:
+            return self.get_response(request)
+        healthy = database_ok()
+        response = HttpResponse(
+            "ok\n" if healthy else "unavailable\n",
+            status=200 if healthy else 503,
+            content_type="text/plain; charset=utf-8",
+        )
+        response["Cache-Control"] = "no-store"
+        return response
