@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# Make the base images of the stacks available to the end-to-end tests.
+#
+# usage: tests/e2e/support/base-images.sh [OUTPUT_FILE]
+#
+# For each of PYTHON_IMAGE, POSTGRES_IMAGE and NGINX_IMAGE (defaults: the images
+# the project uses, python:3.12-slim, postgres:17-alpine, nginx:1.27-alpine) the
+# image is used as is when it is present locally or can be pulled. Otherwise a
+# local stand-in is built from a Debian bookworm root filesystem:
+#
+#   xtask-e2e/python:bookworm    python/pip (3.11), useradd/adduser, pip may
+#                                install into the system interpreter
+#   xtask-e2e/postgres:bookworm  PostgreSQL 15 with the official image's
+#                                entrypoint contract (POSTGRES_USER/PASSWORD/DB,
+#                                PGDATA=/var/lib/postgresql/data, pg_isready)
+#   xtask-e2e/nginx:bookworm     nginx 1.22, daemon off, conf.d/*.conf, logs to
+#                                stdout/stderr, wget and curl for healthchecks
+#
+# Prints the KEY=image assignments to use (one per line) on stdout, or writes
+# them to OUTPUT_FILE. Progress goes to stderr.
+#
+# The debootstrap output is cached as target/e2e-cache/rootfs-bookworm-<key>.tar
+# and imported once as xtask-e2e/rootfs:bookworm; stand-ins are rebuilt only when
+# their recipe (the files in standin/) changes. Runs as root (debootstrap,
+# apt-get install debootstrap when it is missing).
+#
+# Environment:
+#   E2E_FORCE_STANDINS=1   use the stand-ins even when the images are available
+#   E2E_DEBIAN_MIRROR=URL  Debian mirror (default: the one apt uses on this host)
+#   E2E_CACHE_DIR=DIR      cache directory (default: <repo>/target/e2e-cache)
+set -Eeuo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../../.." && pwd)
+cache="${E2E_CACHE_DIR:-$repo/target/e2e-cache}"
+out_file="${1:-}"
+
+SUITE=bookworm
+# Bump when the way the root filesystem is made changes (invalidates the cache).
+ROOTFS_RECIPE=1
+PACKAGES=(
+    ca-certificates adduser procps
+    python3 python3-venv python3-pip python-is-python3
+    postgresql
+    nginx gettext-base wget curl
+)
+ROOTFS_TAG="xtask-e2e/rootfs:$SUITE"
+declare -A STANDIN=(
+    [PYTHON_IMAGE]="xtask-e2e/python:$SUITE"
+    [POSTGRES_IMAGE]="xtask-e2e/postgres:$SUITE"
+    [NGINX_IMAGE]="xtask-e2e/nginx:$SUITE"
+)
+declare -A TARGET=([PYTHON_IMAGE]=python [POSTGRES_IMAGE]=postgres [NGINX_IMAGE]=nginx)
+declare -A DEFAULT=(
+    [PYTHON_IMAGE]="python:3.12-slim"
+    [POSTGRES_IMAGE]="postgres:17-alpine"
+    [NGINX_IMAGE]="nginx:1.27-alpine"
+)
+KEYS=(PYTHON_IMAGE POSTGRES_IMAGE NGINX_IMAGE)
+LABEL=org.xtask-e2e
+
+start=$SECONDS
+log() { echo "base-images: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+image_label() { docker image inspect --format "{{index .Config.Labels \"$2\"}}" "$1" 2>/dev/null || true; }
+sha() { sha256sum | cut -c1-16; }
+
+command -v docker >/dev/null || die "docker is not installed"
+docker info >/dev/null 2>&1 || die "the Docker daemon is not reachable"
+mkdir -p "$cache"
+
+# One run at a time (tests may call this concurrently).
+exec 9>"$cache/base-images.lock"
+flock 9
+
+# --- which images need a stand-in -------------------------------------------
+declare -A RESULT=()
+needed=()
+for key in "${KEYS[@]}"; do
+    want="${!key:-${DEFAULT[$key]}}"
+    if [ "${E2E_FORCE_STANDINS:-0}" != 1 ]; then
+        if have_image "$want"; then
+            RESULT[$key]="$want"; continue
+        fi
+        log "pulling $want"
+        if timeout 300 docker pull -q "$want" >/dev/null 2>&1; then
+            RESULT[$key]="$want"; continue
+        fi
+        log "$want is not available; using a local stand-in"
+    fi
+    needed+=("$key")
+done
+
+# --- Debian root filesystem --------------------------------------------------
+host_mirror() {
+    local uri
+    uri=$(awk 'tolower($1)=="uris:" { for (i = 2; i <= NF; i++) print $i }' \
+            /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -E '/debian/?$' | head -n1 || true)
+    if [ -z "$uri" ]; then
+        uri=$(grep -hsE '^deb\s' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+                | sed -E 's/^deb\s+(\[[^]]*\]\s+)?//' | awk '{print $1}' \
+                | grep -E '/debian/?$' | head -n1 || true)
+    fi
+    echo "${uri:-http://deb.debian.org/debian}"
+}
+
+ensure_debootstrap() {
+    command -v debootstrap >/dev/null && return
+    log "installing debootstrap"
+    local apt=(apt-get -o DPkg::Lock::Timeout=600 -y -q)
+    DEBIAN_FRONTEND=noninteractive "${apt[@]}" install debootstrap >&2 \
+        || { "${apt[@]}" update >&2 && DEBIAN_FRONTEND=noninteractive "${apt[@]}" install debootstrap >&2; }
+}
+
+unmount_under() {
+    local dir=$1 m
+    # Deepest first.
+    for m in $(awk -v d="$dir/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r); do
+        umount -l "$m" 2>/dev/null || true
+    done
+}
+
+build_rootfs_tar() {
+    local tar=$1 work
+    [ "$(id -u)" = 0 ] || die "building the root filesystem needs root (debootstrap)"
+    ensure_debootstrap
+    work=$(mktemp -d "$cache/rootfs.XXXXXX")
+    trap 'unmount_under "'"$work"'"; rm -rf "'"$work"'"' EXIT
+    local mirror="${E2E_DEBIAN_MIRROR:-$(host_mirror)}"
+    log "debootstrap $SUITE from $mirror (log: $work/debootstrap.log)"
+    local t0=$SECONDS
+    if ! debootstrap --variant=minbase --components=main \
+            --include="$(IFS=,; echo "${PACKAGES[*]}")" \
+            "$SUITE" "$work/root" "$mirror" >"$work/debootstrap.log" 2>&1; then
+        tail -n 30 "$work/debootstrap.log" >&2
+        cat "$work/root/debootstrap/debootstrap.log" 2>/dev/null | tail -n 30 >&2 || true
+        die "debootstrap failed"
+    fi
+    unmount_under "$work/root"
+    log "debootstrap took $((SECONDS - t0))s"
+    local r="$work/root"
+    # Slim down: package caches, docs, translations; Debian's default cluster
+    # (the postgres stand-in creates its own in PGDATA); the LLVM JIT provider
+    # (PostgreSQL runs without it, ~120 MB).
+    rm -rf "$r"/var/cache/apt/archives/*.deb "$r"/var/cache/apt/*.bin "$r"/var/lib/apt/lists/* \
+        "$r"/usr/share/doc/* "$r"/usr/share/man/* "$r"/usr/share/info/* "$r"/usr/share/locale/* \
+        "$r"/etc/postgresql/*/main "$r"/var/lib/postgresql/*/main \
+        "$r"/usr/lib/postgresql/*/lib/llvmjit* "$r"/usr/lib/postgresql/*/lib/bitcode \
+        "$r"/usr/lib/x86_64-linux-gnu/libLLVM-* \
+        "$r"/etc/hostname "$r"/etc/resolv.conf "$r"/var/log/*.log "$r"/var/log/apt/*
+    tar --numeric-owner --one-file-system -C "$r" \
+        --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' --exclude='./run/*' \
+        --exclude='./tmp/*' --exclude='./debootstrap' \
+        -cf "$tar.partial" .
+    mv "$tar.partial" "$tar"
+    rm -rf "$work"
+    trap - EXIT
+}
+
+ensure_rootfs_image() {
+    local key tar
+    key=$(printf '%s\n' "$SUITE" "$ROOTFS_RECIPE" "${PACKAGES[@]}" | sha)
+    if have_image "$ROOTFS_TAG" && [ "$(image_label "$ROOTFS_TAG" "$LABEL.rootfs")" = "$key" ]; then
+        ROOTFS_KEY=$key; return
+    fi
+    tar="$cache/rootfs-$SUITE-$key.tar"
+    if [ -s "$tar" ]; then
+        log "using cached $tar"
+    else
+        find "$cache" -maxdepth 1 -name "rootfs-$SUITE-*.tar*" -delete
+        build_rootfs_tar "$tar"
+    fi
+    log "importing $tar as $ROOTFS_TAG"
+    local old t0=$SECONDS
+    old=$(docker image inspect --format '{{.Id}}' "$ROOTFS_TAG" 2>/dev/null || true)
+    docker import \
+        --change "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+        --change "ENV LANG=C.UTF-8" \
+        --change "LABEL $LABEL.rootfs=$key" \
+        --change 'CMD ["bash"]' \
+        --message "Debian $SUITE root filesystem for the end-to-end tests" \
+        "$tar" "$ROOTFS_TAG" >/dev/null
+    log "import took $((SECONDS - t0))s"
+    [ -z "$old" ] || docker rmi "$old" >/dev/null 2>&1 || true
+    ROOTFS_KEY=$key
+}
+
+build_standin() {
+    local key=$1 tag=${STANDIN[$1]} target=${TARGET[$1]} recipe old
+    recipe=$( (echo "$ROOTFS_KEY"; cd "$here/standin" && find . -type f | LC_ALL=C sort | xargs sha256sum) | sha)
+    if have_image "$tag" && [ "$(image_label "$tag" "$LABEL.recipe")" = "$recipe" ]; then
+        log "$tag is up to date"
+        return
+    fi
+    log "building $tag"
+    old=$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
+    # The classic builder works with every engine and needs no buildx plugin.
+    DOCKER_BUILDKIT=0 docker build --force-rm -q \
+        --build-arg "ROOTFS=$ROOTFS_TAG" --target "$target" \
+        --label "$LABEL.recipe=$recipe" -t "$tag" "$here/standin" >/dev/null 2>"$cache/build-$target.log" \
+        || { cat "$cache/build-$target.log" >&2; die "building $tag failed"; }
+    local new
+    new=$(docker image inspect --format '{{.Id}}' "$tag")
+    if [ -n "$old" ] && [ "$old" != "$new" ]; then
+        docker rmi "$old" >/dev/null 2>&1 || true
+    fi
+}
+
+if [ "${#needed[@]}" -gt 0 ]; then
+    ensure_rootfs_image
+    for key in "${needed[@]}"; do
+        build_standin "$key"
+        RESULT[$key]=${STANDIN[$key]}
+    done
+fi
+
+output=""
+for key in "${KEYS[@]}"; do
+    output+="$key=${RESULT[$key]}"$'\n'
+done
+if [ -n "$out_file" ]; then
+    printf '%s' "$output" > "$out_file.tmp.$$"
+    mv "$out_file.tmp.$$" "$out_file"
+else
+    printf '%s' "$output"
+fi
+log "done in $((SECONDS - start))s"
