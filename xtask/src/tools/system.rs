@@ -1,0 +1,122 @@
+//! The programs that come from Debian packages (nginx, the PostgreSQL server, debootstrap,
+//! Python's venv): found or reported together with the one `apt-get install` line that
+//! adds every missing one.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Result};
+
+/// A program and the Debian package that provides it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SystemTool {
+    pub name: &'static str,
+    pub package: &'static str,
+    probe: Probe,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Probe {
+    /// An executable on PATH or in one of these directories (sbin is not on every PATH).
+    Program(&'static str, &'static [&'static str]),
+    /// A Python module importable by `python3`.
+    PythonModule(&'static str),
+}
+
+const SBIN: &[&str] = &["/usr/sbin", "/sbin"];
+/// Debian keeps the server binaries of each major version off PATH.
+const POSTGRES_BIN: &[&str] = &["/usr/lib/postgresql/*/bin"];
+
+pub const NGINX: SystemTool = SystemTool { name: "nginx", package: "nginx", probe: Probe::Program("nginx", SBIN) };
+pub const POSTGRES: SystemTool =
+    SystemTool { name: "postgres", package: "postgresql", probe: Probe::Program("initdb", POSTGRES_BIN) };
+pub const DEBOOTSTRAP: SystemTool =
+    SystemTool { name: "debootstrap", package: "debootstrap", probe: Probe::Program("debootstrap", SBIN) };
+/// `python3 -m venv` needs ensurepip, which Debian splits out of python3.
+pub const PYTHON_VENV: SystemTool =
+    SystemTool { name: "python3 venv", package: "python3-venv", probe: Probe::PythonModule("ensurepip") };
+
+impl SystemTool {
+    pub fn is_present(&self) -> bool {
+        match self.probe {
+            Probe::Program(program, dirs) => find_program(program, dirs).is_some(),
+            Probe::PythonModule(module) => python_imports(module),
+        }
+    }
+}
+
+/// The Python that makes the virtualenvs: `XTASK_PYTHON`, else `python3`.
+pub fn python() -> String {
+    env::var("XTASK_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
+/// The tools of `wanted` that are not installed, each once.
+pub fn missing<'a>(wanted: &[&'a SystemTool]) -> Vec<&'a SystemTool> {
+    let mut missing: Vec<&SystemTool> = Vec::new();
+    for tool in wanted {
+        if !missing.contains(tool) && !tool.is_present() {
+            missing.push(tool);
+        }
+    }
+    missing
+}
+
+/// The command that installs `tools`.
+pub fn apt_line(tools: &[&SystemTool]) -> String {
+    let packages: Vec<&str> = tools.iter().map(|t| t.package).collect();
+    format!("apt-get install -y {}", packages.join(" "))
+}
+
+/// Fails with one line naming every missing tool and the command that installs them all.
+pub fn require(wanted: &[&SystemTool]) -> Result<()> {
+    let missing = missing(wanted);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = missing.iter().map(|t| t.name).collect();
+    bail!("missing {}: install with `{}`", names.join(", "), apt_line(&missing))
+}
+
+/// `program` on PATH, else in `dirs` (a `*` matches one directory level).
+pub fn find_program(program: &str, dirs: &[&str]) -> Option<PathBuf> {
+    let path = env::var_os("PATH").unwrap_or_default();
+    let on_path = env::split_paths(&path).map(|dir| dir.join(program));
+    let extra = dirs.iter().flat_map(|dir| expand(dir)).map(|dir| dir.join(program));
+    on_path.chain(extra).find(|candidate| is_executable(candidate))
+}
+
+fn expand(pattern: &str) -> Vec<PathBuf> {
+    let Some((head, tail)) = pattern.split_once("/*/") else { return vec![PathBuf::from(pattern)] };
+    let Ok(entries) = std::fs::read_dir(head) else { return Vec::new() };
+    let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path().join(tail)).collect();
+    dirs.sort();
+    dirs
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn python_imports(module: &str) -> bool {
+    let mut probe = Command::new(python());
+    probe.args(["-c", &format!("import {module}")]).stdout(Stdio::null()).stderr(Stdio::null());
+    probe.status().is_ok_and(|status| status.success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_apt_line_lists_every_package_once_in_order() {
+        assert_eq!(apt_line(&[&NGINX, &POSTGRES, &DEBOOTSTRAP]), "apt-get install -y nginx postgresql debootstrap");
+    }
+
+    #[test]
+    fn a_program_outside_path_is_found_in_the_extra_directories() {
+        assert!(find_program("sh", &["/bin", "/usr/bin"]).is_some());
+        assert!(find_program("no-such-program-here", &["/usr/lib/*/bin"]).is_none());
+    }
+}
