@@ -10,6 +10,7 @@ pub mod preflight;
 pub mod run_error;
 pub mod runner;
 pub mod stack;
+pub mod tools;
 
 pub use context::Context;
 
