@@ -120,7 +120,9 @@ if command -v docker >/dev/null; then
 else
     check_stacks "compose v2" "$tools/docker-config/cli-plugins/docker-compose"
 fi
-if command -v docker-compose >/dev/null && docker-compose version 2>/dev/null | grep -q 'version 1\.'; then
+# Captured first: `grep -q` closing the pipe early would fail the pipeline (pipefail).
+v1_version=$(command -v docker-compose >/dev/null && docker-compose version 2>/dev/null || true)
+if [[ "$v1_version" == *"version 1."* ]]; then
     check_stacks "compose v1" docker-compose
 fi
 
