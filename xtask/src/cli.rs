@@ -56,6 +56,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Back up, restore and inspect the stack's database
     Db(DbArgs),
+    /// Run every check and test in order, then print a summary table
+    Ci(CiArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -173,3 +175,10 @@ pub struct DbArgs {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum DbCommand {}
+
+#[derive(Debug, Clone, Args)]
+pub struct CiArgs {
+    /// Run every step even after a failure, and report all failures together
+    #[arg(long)]
+    pub keep_going: bool,
+}

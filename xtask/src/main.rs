@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use xtask::cli::{Cli, Command};
-use xtask::{not_yet, run_error, stack, Context};
+use xtask::{ci, not_yet, run_error, stack, Context};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Command::Release(_) => not_yet("release"),
         Command::Verify(_) => not_yet("verify"),
         Command::Db(_) => not_yet("db"),
+        Command::Ci(args) => ci::ci(&cx, args),
     });
     run_error::exit_code(result)
 }

@@ -1,5 +1,5 @@
-//! The programs that come from Debian packages (nginx, the PostgreSQL server, debootstrap,
-//! Python's venv): found or reported together with the one `apt-get install` line that
+//! The programs that come from Debian packages (nginx, curl, the PostgreSQL server,
+//! debootstrap, Python's venv): found or reported together with the one `apt-get install` line that
 //! adds every missing one.
 
 use std::env;
@@ -31,6 +31,7 @@ const POSTGRES_BIN: &[&str] = &["/usr/lib/postgresql/*/bin"];
 pub const NGINX: SystemTool = SystemTool { name: "nginx", package: "nginx", probe: Probe::Program("nginx", SBIN) };
 pub const POSTGRES: SystemTool =
     SystemTool { name: "postgres", package: "postgresql", probe: Probe::Program("initdb", POSTGRES_BIN) };
+pub const CURL: SystemTool = SystemTool { name: "curl", package: "curl", probe: Probe::Program("curl", &[]) };
 pub const DEBOOTSTRAP: SystemTool =
     SystemTool { name: "debootstrap", package: "debootstrap", probe: Probe::Program("debootstrap", SBIN) };
 /// `python3 -m venv` needs ensurepip, which Debian splits out of python3.
@@ -68,14 +69,19 @@ pub fn apt_line(tools: &[&SystemTool]) -> String {
     format!("apt-get install -y {}", packages.join(" "))
 }
 
-/// Fails with one line naming every missing tool and the command that installs them all.
+/// One line naming every tool of `missing` and the command that installs them all.
+pub fn missing_message(missing: &[&SystemTool]) -> String {
+    let names: Vec<&str> = missing.iter().map(|t| t.name).collect();
+    format!("missing {}: install with `{}`", names.join(", "), apt_line(missing))
+}
+
+/// Fails with [`missing_message`] unless every tool of `wanted` is installed.
 pub fn require(wanted: &[&SystemTool]) -> Result<()> {
     let missing = missing(wanted);
     if missing.is_empty() {
         return Ok(());
     }
-    let names: Vec<&str> = missing.iter().map(|t| t.name).collect();
-    bail!("missing {}: install with `{}`", names.join(", "), apt_line(&missing))
+    bail!("{}", missing_message(&missing))
 }
 
 /// `program` on PATH, else in `dirs` (a `*` matches one directory level).
@@ -112,6 +118,15 @@ mod tests {
     #[test]
     fn the_apt_line_lists_every_package_once_in_order() {
         assert_eq!(apt_line(&[&NGINX, &POSTGRES, &DEBOOTSTRAP]), "apt-get install -y nginx postgresql debootstrap");
+    }
+
+    #[test]
+    fn the_message_names_the_tools_and_their_packages() {
+        let message = missing_message(&[&POSTGRES, &PYTHON_VENV]);
+        assert_eq!(
+            message,
+            "missing postgres, python3 venv: install with `apt-get install -y postgresql python3-venv`"
+        );
     }
 
     #[test]
