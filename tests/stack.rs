@@ -1,0 +1,193 @@
+//! The stacks checked with the real tools: Compose v2 validates the dev, prod and
+//! prod+db configurations, hadolint lints the Dockerfile, nginx checks and serves the
+//! nginx conf, the Django tests run against SQLite and PostgreSQL, and the production preflight
+//! refuses the example env file but accepts a generated one. `cargo xtask ci` runs each
+//! as its own step (the `stack_check::` names).
+
+mod stack_check {
+    use std::fs;
+    use std::os::unix::fs::symlink;
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Output, Stdio};
+    use std::sync::Mutex;
+
+    use serde_json::Value;
+    use xtask::tools::{self, system};
+
+    fn root() -> &'static Path {
+        Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace holds the xtask crate")
+    }
+
+    fn ok<T>(result: anyhow::Result<T>) -> T {
+        result.unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    fn output(command: &mut Command) -> Output {
+        command.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
+    }
+
+    fn assert_success(command: &mut Command) -> Output {
+        let out = output(command);
+        assert!(
+            out.status.success(),
+            "{command:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// A project directory holding `env` (copied from the committed example) and links
+    /// to the real docker/ and project-template/. The compose files read `env_file: .env`
+    /// relative to the project directory, and the repository root has none in a fresh
+    /// clone (the developer's own, when present, must not decide the outcome).
+    fn scratch_project(env: &str, example: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let from = root().join(example);
+        fs::copy(&from, dir.path().join(env)).unwrap_or_else(|e| panic!("cannot copy {}: {e}", from.display()));
+        for linked in ["docker", "project-template"] {
+            symlink(root().join(linked), dir.path().join(linked)).expect("a symlink");
+        }
+        dir
+    }
+
+    /// `docker compose config` of the stack as the xtask invokes it, with Compose v2 from
+    /// `target/tools`: `-q` validates, then the resolved configuration is returned.
+    fn compose_config(env: &str, example: &str, files: &[&str]) -> Value {
+        let project = scratch_project(env, example);
+        let compose = |args: &[&str]| {
+            let mut command = Command::new("docker");
+            command.env("DOCKER_CONFIG", ok(tools::compose_v2())).env("WEB_IMAGE", "stack-check-web");
+            command.args(["compose", "--project-name", "stack-check", "--project-directory"]).arg(project.path());
+            command.arg("--env-file").arg(project.path().join(env));
+            for file in files {
+                command.arg("-f").arg(root().join(file));
+            }
+            command.args(args);
+            command
+        };
+        assert_success(&mut compose(&["config", "-q"]));
+        let out = assert_success(&mut compose(&["config", "--format", "json"]));
+        serde_json::from_slice(&out.stdout).expect("compose config prints JSON")
+    }
+
+    fn published(config: &Value) -> Vec<String> {
+        let services = config["services"].as_object().expect("services");
+        let mut names: Vec<String> =
+            services.iter().filter(|(_, s)| s.get("ports").is_some()).map(|(name, _)| name.clone()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn compose_config_dev() {
+        let config = compose_config(".env", ".env.example", &["docker/compose.yml"]);
+        assert_eq!(published(&config), ["web"], "in dev only web (runserver) is published");
+    }
+
+    #[test]
+    fn compose_config_prod() {
+        let config = compose_config(".env.prod", ".env.prod.example", &["docker/compose.prod.yml"]);
+        assert_eq!(published(&config), ["nginx"], "in production only nginx is published");
+        assert!(config["services"].get("db").is_none(), "the production stack has no database of its own");
+    }
+
+    #[test]
+    fn compose_config_prod_with_db() {
+        let files = ["docker/compose.prod.yml", "docker/compose.db.yml"];
+        let config = compose_config(".env.prod", ".env.prod.example", &files);
+        assert_eq!(published(&config), ["nginx"], "the bundled database is never published");
+        assert!(config["services"].get("db").is_some(), "compose.db.yml adds the db service");
+    }
+
+    #[test]
+    fn hadolint_dockerfile() {
+        let hadolint = ok(tools::hadolint());
+        assert_success(Command::new(hadolint).arg("docker/Dockerfile").current_dir(root()));
+    }
+
+    /// A script of tests/django/, its output passed through.
+    fn script(name: &str, args: &[&str]) {
+        let status = Command::new("bash")
+            .arg(format!("tests/django/{name}"))
+            .args(args)
+            .current_dir(root())
+            .stdin(Stdio::null())
+            .status()
+            .expect("bash runs");
+        assert!(status.success(), "tests/django/{name} {} failed ({status})", args.join(" "));
+    }
+
+    #[test]
+    fn nginx_conf() {
+        ok(system::require(&[&system::NGINX]));
+        script("nginx-t.sh", &[]);
+    }
+
+    /// The conf served on loopback: cache headers, precompressed files, inert uploads.
+    #[test]
+    fn nginx_smoke() {
+        ok(system::require(&[&system::NGINX, &system::CURL]));
+        script("nginx-smoke.sh", &[]);
+    }
+
+    /// The two runs share one virtualenv, which the script creates on first use.
+    static DJANGO_VENV: Mutex<()> = Mutex::new(());
+
+    /// The Django suite; its output goes straight to the terminal, so CI logs show every test.
+    fn django(database: &str, needs: &[&system::SystemTool]) {
+        ok(system::require(needs));
+        let _venv = DJANGO_VENV.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        script("run-tests.sh", &[database]);
+    }
+
+    #[test]
+    fn django_sqlite() {
+        django("sqlite", &[&system::PYTHON_VENV]);
+    }
+
+    #[test]
+    fn django_postgres() {
+        django("postgres", &[&system::PYTHON_VENV, &system::POSTGRES]);
+    }
+
+    /// A project root for the xtask binary: the committed example env files and docker/.
+    fn xtask_root() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        for example in [".env.example", ".env.prod.example"] {
+            let from = root().join(example);
+            fs::copy(&from, dir.path().join(example)).unwrap_or_else(|e| panic!("cannot copy {}: {e}", from.display()));
+        }
+        symlink(root().join("docker"), dir.path().join("docker")).expect("a symlink");
+        dir
+    }
+
+    fn xtask(project: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        command.args(args).env("XTASK_ROOT", project).env("XTASK_PROJECT_NAME", "stack-check");
+        command
+    }
+
+    fn env_prod(project: &Path) -> PathBuf {
+        project.join(".env.prod")
+    }
+
+    #[test]
+    fn preflight_accepts_a_generated_env_prod() {
+        let project = xtask_root();
+        assert_success(&mut xtask(project.path(), &["init", "--prod", "--host", "preflight.invalid"]));
+        assert!(env_prod(project.path()).is_file(), "init --prod writes .env.prod");
+        assert_success(&mut xtask(project.path(), &["--dry-run", "check", "--prod"]));
+    }
+
+    #[test]
+    fn preflight_refuses_the_example_env_prod() {
+        let project = xtask_root();
+        fs::copy(project.path().join(".env.prod.example"), env_prod(project.path())).expect("copy");
+        let out = output(&mut xtask(project.path(), &["--dry-run", "check", "--prod"]));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "check --prod accepted the example .env.prod:\n{stderr}");
+        assert!(stderr.contains("SECRET_KEY"), "the refusal names the example SECRET_KEY:\n{stderr}");
+    }
+}
