@@ -10,6 +10,7 @@ pub mod plan;
 pub mod preflight;
 pub mod run_error;
 pub mod runner;
+pub mod sink;
 pub mod stack;
 pub mod tools;
 

@@ -12,11 +12,34 @@ pub struct Step {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub dir: PathBuf,
+    /// Names of the `env` variables whose values are secrets: passed to the child, masked when printed.
+    pub secrets: Vec<String>,
+    /// A file the child reads as its standard input, instead of the terminal.
+    pub stdin: Option<PathBuf>,
+    /// Where the child's standard output goes, instead of the terminal.
+    pub stdout: Option<Sink>,
+}
+
+/// A file that receives a child's standard output. It appears only once the child has
+/// succeeded (written under a temporary name, then renamed); with `checksum`, its SHA-256
+/// is written beside it as `<file>.sha256`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sink {
+    pub path: PathBuf,
+    pub checksum: bool,
 }
 
 impl Step {
     pub fn new(program: impl Into<String>, dir: impl Into<PathBuf>) -> Step {
-        Step { program: program.into(), args: Vec::new(), env: Vec::new(), dir: dir.into() }
+        Step {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            dir: dir.into(),
+            secrets: Vec::new(),
+            stdin: None,
+            stdout: None,
+        }
     }
 
     pub fn arg(mut self, arg: impl Into<String>) -> Step {
@@ -37,18 +60,46 @@ impl Step {
         self.env.push((key.into(), value.into()));
         self
     }
+
+    /// Like [`Step::env`], for a value that must never be printed (a password).
+    pub fn secret_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Step {
+        let key = key.into();
+        self.secrets.push(key.clone());
+        self.env(key, value)
+    }
+
+    pub fn stdin(mut self, path: impl Into<PathBuf>) -> Step {
+        self.stdin = Some(path.into());
+        self
+    }
+
+    pub fn stdout(mut self, sink: Sink) -> Step {
+        self.stdout = Some(sink);
+        self
+    }
 }
 
-/// The command line as a shell would take it: `cd DIR && KEY=value program args`.
+/// The command line as a shell would take it: `cd DIR && KEY=value program args < in > out`,
+/// with secret values shown as `***`.
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "cd {} &&", quote(&self.dir.to_string_lossy()))?;
         for (key, value) in &self.env {
-            write!(f, " {key}={}", quote(value))?;
+            if self.secrets.contains(key) {
+                write!(f, " {key}=***")?;
+            } else {
+                write!(f, " {key}={}", quote(value))?;
+            }
         }
         write!(f, " {}", quote(&self.program))?;
         for arg in &self.args {
             write!(f, " {}", quote(arg))?;
+        }
+        if let Some(path) = &self.stdin {
+            write!(f, " < {}", quote(&path.to_string_lossy()))?;
+        }
+        if let Some(sink) = &self.stdout {
+            write!(f, " > {}", quote(&sink.path.to_string_lossy()))?;
         }
         Ok(())
     }
@@ -91,7 +142,7 @@ impl Plan {
         let mut out = String::new();
         for task in &self.tasks {
             let line = match task {
-                Task::Run(step) => step.to_string(),
+                Task::Run(step) => step.to_string() + &checksum_note(step),
                 Task::WaitHealthy { compose, timeout_secs } => {
                     format!("# wait up to {timeout_secs}s until every healthcheck passes, polling: {compose} ps -q")
                 }
@@ -101,6 +152,14 @@ impl Plan {
             out.push('\n');
         }
         out
+    }
+}
+
+/// The line that says a step's output file also gets a checksum file, else nothing.
+fn checksum_note(step: &Step) -> String {
+    match &step.stdout {
+        Some(Sink { path, checksum: true }) => format!("\n# then: write its SHA-256 to {}.sha256", path.display()),
+        _ => String::new(),
     }
 }
 
@@ -118,5 +177,16 @@ mod tests {
     fn a_plan_renders_one_line_per_task() {
         let plan = Plan::default().run(Step::new("true", "/")).then(Task::Say("done".into()));
         assert_eq!(plan.render(), "cd / && true\n# then: done\n");
+    }
+
+    #[test]
+    fn redirections_show_and_secrets_are_masked() {
+        let sink = Sink { path: "/b/x.dump".into(), checksum: true };
+        let step = Step::new("docker", "/").secret_env("PGPASSWORD", "s3cret").arg("run").stdin("/in").stdout(sink);
+        let plan = Plan::default().run(step);
+        assert_eq!(
+            plan.render(),
+            "cd / && PGPASSWORD=*** docker run < /in > /b/x.dump\n# then: write its SHA-256 to /b/x.dump.sha256\n"
+        );
     }
 }

@@ -7,9 +7,9 @@ use std::sync::Once;
 use anyhow::{Context as _, Result};
 
 use crate::context::Context;
-use crate::health;
 use crate::plan::{Plan, Step, Task};
 use crate::run_error::{status_code, ChildFailed};
+use crate::{health, sink};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -45,16 +45,22 @@ pub fn run_step(cx: &Context, step: &Step) -> Result<()> {
     for (key, value) in &step.env {
         expression = expression.env(key, value);
     }
-    let output =
-        expression.run().with_context(|| format!("cannot run `{}`: is it installed and on PATH?", step.program))?;
-    if output.status.success() {
+    if let Some(path) = &step.stdin {
+        expression = expression.stdin_path(path);
+    }
+    let not_found = || format!("cannot run `{}`: is it installed and on PATH?", step.program);
+    let status = match &step.stdout {
+        Some(sink) => sink::run(sink, || expression.reader().with_context(not_found))?,
+        None => expression.run().with_context(not_found)?.status,
+    };
+    if status.success() {
         return Ok(());
     }
     if interrupted() {
         // The user asked to stop and the child has stopped: not a failure to report.
         std::process::exit(130);
     }
-    Err(ChildFailed { command: step.to_string(), code: status_code(output.status) }.into())
+    Err(ChildFailed { command: step.to_string(), code: status_code(status) }.into())
 }
 
 fn catch_ctrl_c() {

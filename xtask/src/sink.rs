@@ -1,0 +1,179 @@
+//! Files written from a child's standard output, and their checksums. The output is
+//! hashed while it streams into a temporary file, which is renamed into place only once
+//! the child has succeeded, so a failed or interrupted run leaves nothing behind. The
+//! SHA-256 goes into `<file>.sha256` in the format `sha256sum -c` reads.
+
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+
+use anyhow::{Context as _, Result};
+use duct::ReaderHandle;
+use sha2::{Digest, Sha256};
+
+use crate::plan::Sink;
+
+/// What a file's `.sha256` says about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checksum {
+    Ok,
+    /// The file's SHA-256 differs from the recorded one, or the record is unreadable.
+    Mismatch,
+    Missing,
+}
+
+/// `<file>.sha256`.
+pub fn checksum_path(file: &Path) -> PathBuf {
+    with_suffix(file, ".sha256")
+}
+
+/// Starts a child with `start` and sends its standard output to `sink`; returns the
+/// child's status. `start` must not check the exit status: a failure is the caller's to report.
+pub(crate) fn run(sink: &Sink, start: impl FnOnce() -> Result<ReaderHandle>) -> Result<ExitStatus> {
+    if let Some(dir) = sink.path.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let partial = hidden(&sink.path, ".partial");
+    let outcome = stream(start, &partial).and_then(|(status, digest)| {
+        if status.success() {
+            finish(sink, &partial, &digest)?;
+        }
+        Ok(status)
+    });
+    if !matches!(&outcome, Ok(status) if status.success()) {
+        // Best effort: the temporary file may not exist yet.
+        let _ = fs::remove_file(&partial);
+    }
+    outcome
+}
+
+/// Copies the child's stdout into `partial`, hashing on the way; returns the child's
+/// status and the hex SHA-256 of what it wrote.
+fn stream(start: impl FnOnce() -> Result<ReaderHandle>, partial: &Path) -> Result<(ExitStatus, String)> {
+    let mut file = File::create(partial).with_context(|| format!("cannot create {}", partial.display()))?;
+    let reader = start()?;
+    let mut hasher = Sha256::new();
+    let copied = copy_hashing(&mut &reader, &mut file, &mut hasher).and_then(|()| file.sync_all());
+    if let Err(error) = copied {
+        // Stop the child: its output has nowhere to go.
+        let _ = reader.kill();
+        return Err(error).with_context(|| format!("cannot write {}", partial.display()));
+    }
+    let status = reader.try_wait()?.map(|output| output.status).context("the child did not finish")?;
+    Ok((status, hex(&hasher.finalize())))
+}
+
+fn copy_hashing(from: &mut impl Read, to: &mut impl Write, hasher: &mut Sha256) -> io::Result<()> {
+    let mut buffer = vec![0; 256 * 1024];
+    loop {
+        let read = match from.read(&mut buffer) {
+            Ok(0) => return Ok(()),
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        hasher.update(&buffer[..read]);
+        to.write_all(&buffer[..read])?;
+    }
+}
+
+/// Puts the checksum in place first, then the file: a file that is there always has
+/// its checksum.
+fn finish(sink: &Sink, partial: &Path, digest: &str) -> Result<()> {
+    if sink.checksum {
+        let name = sink.path.file_name().unwrap_or_default().to_string_lossy();
+        let sums = checksum_path(&sink.path);
+        let sums_partial = hidden(&sums, ".partial");
+        fs::write(&sums_partial, format!("{digest}  {name}\n"))
+            .with_context(|| format!("cannot write {}", sums_partial.display()))?;
+        rename(&sums_partial, &sums)?;
+    }
+    rename(partial, &sink.path)
+}
+
+fn rename(from: &Path, to: &Path) -> Result<()> {
+    fs::rename(from, to).with_context(|| format!("cannot rename {} to {}", from.display(), to.display()))
+}
+
+/// Checks `file` against its `.sha256`, reading it as a stream.
+pub fn verify(file: &Path) -> Result<Checksum> {
+    let sums = checksum_path(file);
+    let recorded = match fs::read_to_string(&sums) {
+        Ok(text) => text,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Checksum::Missing),
+        Err(error) => return Err(error).with_context(|| format!("cannot read {}", sums.display())),
+    };
+    let recorded = recorded.split_whitespace().next().unwrap_or_default().to_ascii_lowercase();
+    Ok(if sha256_file(file)? == recorded { Checksum::Ok } else { Checksum::Mismatch })
+}
+
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    io::copy(&mut file, &mut hasher).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(hex(&hasher.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name: OsString = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// `dir/.name<suffix>`: hidden, so listings skip it, and in the same directory, so the
+/// final rename cannot cross file systems.
+fn hidden(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sink(dir: &Path) -> Sink {
+        Sink { path: dir.join("out/x.dump"), checksum: true }
+    }
+
+    #[test]
+    fn output_lands_with_its_checksum_and_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let status = run(&sink(dir.path()), || Ok(duct::cmd!("printf", "abc").reader()?)).unwrap();
+        assert!(status.success());
+        let out = dir.path().join("out");
+        assert_eq!(fs::read(out.join("x.dump")).unwrap(), b"abc");
+        let sum = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad  x.dump\n";
+        assert_eq!(fs::read_to_string(out.join("x.dump.sha256")).unwrap(), sum);
+        assert_eq!(fs::read_dir(&out).unwrap().count(), 2);
+        assert_eq!(verify(&out.join("x.dump")).unwrap(), Checksum::Ok);
+    }
+
+    #[test]
+    fn a_failing_child_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let child = duct::cmd!("sh", "-c", "printf partial; exit 3").unchecked();
+        let status = run(&sink(dir.path()), || Ok(child.reader()?)).unwrap();
+        assert_eq!(status.code(), Some(3));
+        assert_eq!(fs::read_dir(dir.path().join("out")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_changed_file_no_longer_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("x.dump");
+        fs::write(&file, "abc").unwrap();
+        assert_eq!(verify(&file).unwrap(), Checksum::Missing);
+        fs::write(checksum_path(&file), format!("{}  x.dump\n", sha256_file(&file).unwrap())).unwrap();
+        assert_eq!(verify(&file).unwrap(), Checksum::Ok);
+        fs::write(&file, "abd").unwrap();
+        assert_eq!(verify(&file).unwrap(), Checksum::Mismatch);
+    }
+}
