@@ -173,8 +173,47 @@ pub struct DbArgs {
     pub command: Option<DbCommand>,
 }
 
+// Without a subcommand, `db` lists the backups.
 #[derive(Debug, Clone, Subcommand)]
-pub enum DbCommand {}
+pub enum DbCommand {
+    /// Dump the database to <DIR>/<db>-<UTC time>.dump, with a .sha256 beside it
+    Backup(DbBackupArgs),
+    /// Replace the database's contents with a backup, once its checksum matches
+    Restore(DbRestoreArgs),
+    /// List the backups with their size, time and checksum status
+    List(DbListArgs),
+    /// Open psql on the stack's database
+    Psql(StackArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DbBackupArgs {
+    /// Back up the production stack's database instead of the development one
+    #[arg(long)]
+    pub prod: bool,
+    /// Directory for the backup [default: backups/ in the project root]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DbRestoreArgs {
+    /// The backup to restore (a .dump written by `db backup`)
+    pub file: PathBuf,
+    /// Restore into the production stack's database instead of the development one
+    #[arg(long)]
+    pub prod: bool,
+    /// Replace the database without asking; without it, restore only says what it would replace
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DbListArgs {
+    /// Directory holding the backups [default: backups/ in the project root]
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
 
 #[derive(Debug, Clone, Args)]
 pub struct CiArgs {

@@ -40,7 +40,7 @@ impl Stack {
         }
     }
 
-    fn suffix(self) -> &'static str {
+    pub(crate) fn suffix(self) -> &'static str {
         match self {
             Stack::Dev => "dev",
             Stack::Prod { .. } => "prod",

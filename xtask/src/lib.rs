@@ -4,6 +4,7 @@ pub mod ci;
 pub mod cli;
 pub mod compose;
 pub mod context;
+pub mod db;
 pub mod envfile;
 pub mod health;
 pub mod plan;

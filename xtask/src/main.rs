@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use xtask::cli::{Cli, Command};
-use xtask::{ci, not_yet, run_error, stack, Context};
+use xtask::{ci, db, not_yet, run_error, stack, Context};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -21,7 +21,7 @@ fn main() -> ExitCode {
         Command::Check(_) => not_yet("check"),
         Command::Release(_) => not_yet("release"),
         Command::Verify(_) => not_yet("verify"),
-        Command::Db(_) => not_yet("db"),
+        Command::Db(args) => db::db(&cx, args),
         Command::Ci(args) => ci::ci(&cx, args),
     });
     run_error::exit_code(result)

@@ -107,14 +107,14 @@ fn one_off(base: &Step, deps: OneOff, args: &[&str]) -> Step {
 
 /// Everything a stack command checks before it plans: the env file exists, Compose is
 /// installed and the engine answers. Returns the stack's compose command.
-fn prepare(cx: &Context, stack: Stack) -> Result<Step> {
+pub(crate) fn prepare(cx: &Context, stack: Stack) -> Result<Step> {
     require_env_file(cx, stack)?;
     let compose = Compose::detect(cx)?;
     crate::compose::require_engine(cx)?;
     Ok(compose.step(cx, stack))
 }
 
-fn require_env_file(cx: &Context, stack: Stack) -> Result<()> {
+pub(crate) fn require_env_file(cx: &Context, stack: Stack) -> Result<()> {
     let path = cx.path(stack.env_file());
     if !path.is_file() {
         bail!("{} not found: run `{}` to create it", path.display(), stack.init_hint());
@@ -122,7 +122,7 @@ fn require_env_file(cx: &Context, stack: Stack) -> Result<()> {
     Ok(())
 }
 
-fn stack_for(cx: &Context, prod: bool) -> Result<Stack> {
+pub(crate) fn stack_for(cx: &Context, prod: bool) -> Result<Stack> {
     if prod {
         prod_stack(cx, false)
     } else {
