@@ -1,5 +1,6 @@
 //! The xtask library: each command builds a [`plan::Plan`] that is printed or run.
 
+pub mod check;
 pub mod ci;
 pub mod cli;
 pub mod compose;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use xtask::cli::{Cli, Command};
-use xtask::{ci, db, not_yet, run_error, stack, Context};
+use xtask::{check, ci, db, not_yet, run_error, stack, Context};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         Command::Logs(args) => stack::logs(&cx, args),
         Command::Ps(args) => stack::ps(&cx, args),
         Command::Init(_) => not_yet("init"),
-        Command::Check(_) => not_yet("check"),
+        Command::Check(args) => check::check(&cx, args),
         Command::Release(_) => not_yet("release"),
         Command::Verify(_) => not_yet("verify"),
         Command::Db(args) => db::db(&cx, args),

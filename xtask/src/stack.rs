@@ -14,6 +14,9 @@ use crate::{envfile, preflight, runner};
 /// The host name the bundled database answers to inside the production network.
 const BUNDLED_DB_HOST: &str = "db";
 
+/// Django's deployment checks against the production settings; warnings fail too.
+pub(crate) const DEPLOY_CHECK: &[&str] = &["check", "--deploy", "--fail-level", "WARNING"];
+
 pub fn dev(cx: &Context, args: DevArgs) -> Result<()> {
     let base = prepare(cx, Stack::Dev)?;
     let mut up = base.arg("up");
@@ -27,15 +30,15 @@ pub fn dev(cx: &Context, args: DevArgs) -> Result<()> {
 }
 
 pub fn prod(cx: &Context, args: ProdArgs) -> Result<()> {
+    preflight::refuse_unsafe_prod(cx)?;
     let stack = prod_stack(cx, args.with_db)?;
-    preflight::refuse_unsafe_prod(cx, stack)?;
     let base = prepare(cx, stack)?;
     let mut plan = Plan::default();
     if !args.no_build {
         plan = plan.run(base.clone().arg("build"));
     }
     let plan = plan
-        .run(one_off(&base, OneOff::NoDeps, &["check", "--deploy", "--fail-level", "WARNING"]))
+        .run(one_off(&base, OneOff::NoDeps, DEPLOY_CHECK))
         .run(base.clone().args(["up", "--detach", "--no-build"]))
         .then(Task::WaitHealthy { compose: base, timeout_secs: args.wait_timeout })
         .then(Task::Say(format!("the production stack is up at {}", prod_url(cx)?)));
@@ -85,7 +88,7 @@ fn manage_py(cx: &Context, prod: bool, args: &[&str]) -> Result<()> {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum OneOff {
+pub(crate) enum OneOff {
     /// Start the services web depends on (the database) first.
     WithDeps,
     /// Run web alone, for commands that need no database.
@@ -94,7 +97,7 @@ enum OneOff {
 
 /// `run --rm web python manage.py ARGS`. Without a terminal on stdin (CI, pipes)
 /// Compose must not try to allocate one, hence `-T`.
-fn one_off(base: &Step, deps: OneOff, args: &[&str]) -> Step {
+pub(crate) fn one_off(base: &Step, deps: OneOff, args: &[&str]) -> Step {
     let mut run = base.clone().args(["run", "--rm"]);
     if !std::io::stdin().is_terminal() {
         run = run.arg("-T");
