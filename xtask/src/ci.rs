@@ -13,6 +13,7 @@ use anyhow::{bail, Result};
 use crate::cli::CiArgs;
 use crate::context::Context;
 use crate::plan::Step;
+use crate::run_error::ChildFailed;
 use crate::runner;
 use crate::tools::{self, system, system::SystemTool};
 use report::Outcome;
@@ -137,7 +138,11 @@ fn run_check(cx: &Context, check: &Check, env: &Environment, number: usize, tota
     let started = Instant::now();
     match runner::run_step(cx, &step) {
         Ok(()) => Outcome::Passed(started.elapsed()),
-        Err(error) => Outcome::Failed(format!("{error:#}")),
+        // The command is in the step's header above; the table only needs the code.
+        Err(error) => match error.downcast_ref::<ChildFailed>() {
+            Some(failed) => Outcome::Failed(format!("exit code {}", failed.code)),
+            None => Outcome::Failed(format!("{error:#}")),
+        },
     }
 }
 

@@ -24,7 +24,8 @@ pub fn dir() -> PathBuf {
     if let Some(dir) = env::var_os("XTASK_TOOLS_DIR") {
         return PathBuf::from(dir);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools")
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate_dir.parent().unwrap_or(crate_dir).join("target/tools")
 }
 
 /// A `DOCKER_CONFIG` directory whose `cli-plugins/docker-compose` is Compose v2, so
@@ -97,7 +98,8 @@ fn install_once(target: &Path, stamp: &str, what: &str, install: impl FnOnce(&Pa
         return Ok(());
     }
     let started = Instant::now();
-    eprintln!("installing {what} into {} (first use)", target.display());
+    let why = if target.exists() { "the pinned versions changed" } else { "first use" };
+    eprintln!("installing {what} into {} ({why})", target.display());
     if target.exists() {
         fs::remove_dir_all(target).with_context(|| format!("cannot remove the outdated {}", target.display()))?;
     }

@@ -47,9 +47,10 @@ impl SystemTool {
     }
 }
 
-/// The Python that makes the virtualenvs: `XTASK_PYTHON`, else `python3`.
+/// The Python that makes the virtualenvs: `PYTHON`, else `python3`, as for the scripts
+/// in tests/django.
 pub fn python() -> String {
-    env::var("XTASK_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+    env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
 
 /// The tools of `wanted` that are not installed, each once.
