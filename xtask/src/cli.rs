@@ -130,6 +130,9 @@ pub struct InitArgs {
     /// The public host name of the production site (required with --prod)
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
+    /// A managed database's host name, written as POSTGRES_HOST [default: db, the bundled one]
+    #[arg(long, value_name = "HOST")]
+    pub db_host: Option<String>,
     /// Replace an existing file, keeping a backup of it
     #[arg(long)]
     pub force: bool,

@@ -8,6 +8,7 @@ pub mod context;
 pub mod db;
 pub mod envfile;
 pub mod health;
+pub mod init;
 pub mod plan;
 pub mod preflight;
 pub mod run_error;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use xtask::cli::{Cli, Command};
-use xtask::{check, ci, db, not_yet, run_error, stack, Context};
+use xtask::{check, ci, db, init, not_yet, run_error, stack, Context};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         Command::Down(args) => stack::down(&cx, args),
         Command::Logs(args) => stack::logs(&cx, args),
         Command::Ps(args) => stack::ps(&cx, args),
-        Command::Init(_) => not_yet("init"),
+        Command::Init(args) => init::init(&cx, args),
         Command::Check(args) => check::check(&cx, args),
         Command::Release(_) => not_yet("release"),
         Command::Verify(_) => not_yet("verify"),
