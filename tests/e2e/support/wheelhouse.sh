@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Local Python package index for image builds that cannot reach PyPI.
+#
+# usage: tests/e2e/support/wheelhouse.sh start [options]   download + index + serve
+#        tests/e2e/support/wheelhouse.sh build [options]   download + index only
+#        tests/e2e/support/wheelhouse.sh stop  [--dir DIR] stop the server
+#
+# options:
+#   -r FILE           requirements (default: project-template/requirements.txt)
+#   --image IMAGE     take the target Python version and glibc from this image
+#                     (e.g. the PYTHON_IMAGE printed by base-images.sh)
+#   --python-version X.Y, --glibc X.Y
+#                     target explicitly (default 3.11 and glibc 2.36, i.e. Debian
+#                     bookworm's python3, the python stand-in); wheels tagged
+#                     manylinux for that glibc or older are accepted
+#   --dir DIR         wheelhouse directory
+#                     (default: target/e2e-cache/wheelhouse-py<X.Y>)
+#   --out FILE        write the KEY=value lines to FILE instead of stdout
+#
+# Wheels are downloaded on the host with pip (--only-binary=:all: for the target
+# interpreter and platform), together with pip, setuptools and wheel, into
+# DIR/files, and a PEP 503 index is written to DIR/simple. "start" serves DIR on
+# 127.0.0.1 on a free port (a server already running for DIR is reused) and
+# prints
+#     PIP_INDEX_URL=http://127.0.0.1:<port>/simple/
+#     WHEELHOUSE_PID=<pid>
+# The pid is also in DIR/server.pid; "stop" (or kill <pid>) ends the server.
+#
+# The index is on the host's loopback, so an image build reaches it only with
+# host networking: the classic builder with `docker build --network host`, or
+# Compose with `build: { network: host }` on the service (Compose v2 with
+# BuildKit and Compose v1 both honour it on Docker Engine 20.10).
+# Downloads are redone only when the requirements or the target change.
+set -Eeuo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../../.." && pwd)
+cache="${E2E_CACHE_DIR:-$repo/target/e2e-cache}"
+PY=${WHEELHOUSE_HOST_PYTHON:-python3}
+EXTRAS=(pip setuptools wheel)
+
+log() { echo "wheelhouse: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+usage() { sed -n '2,/^set -E/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
+
+cmd=${1:-}; [ $# -gt 0 ] && shift
+case "$cmd" in start|build|stop) ;; *) usage ;; esac
+
+req="$repo/project-template/requirements.txt"
+image="" pyver="" glibc="" dir="" out=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -r|--requirements) req=$2; shift 2 ;;
+        --image) image=$2; shift 2 ;;
+        --python-version) pyver=$2; shift 2 ;;
+        --glibc) glibc=$2; shift 2 ;;
+        --dir) dir=$2; shift 2 ;;
+        --out) out=$2; shift 2 ;;
+        -h|--help) usage ;;
+        *) die "unknown argument: $1" ;;
+    esac
+done
+
+emit() {
+    if [ -n "$out" ]; then
+        printf '%s' "$1" > "$out.tmp.$$" && mv "$out.tmp.$$" "$out"
+    else
+        printf '%s' "$1"
+    fi
+}
+
+server_alive() {
+    local pid
+    [ -s "$dir/server.pid" ] && [ -s "$dir/server.port" ] || return 1
+    pid=$(cat "$dir/server.pid")
+    kill -0 "$pid" 2>/dev/null && grep -q wheelhouse.py "/proc/$pid/cmdline" 2>/dev/null
+}
+
+stop_server() {
+    server_alive || { log "no server running for $dir"; rm -f "$dir/server.pid" "$dir/server.port"; return 0; }
+    local pid; pid=$(cat "$dir/server.pid")
+    kill "$pid"
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+    rm -f "$dir/server.pid" "$dir/server.port"
+    log "stopped server $pid"
+}
+
+# --- target interpreter ------------------------------------------------------
+if [ -n "$image" ]; then
+    info=$(docker run --rm --network none --entrypoint python3 "$image" -c \
+        'import platform, sys; print("%d.%d" % sys.version_info[:2]); print(platform.libc_ver()[1])') \
+        || die "cannot run python3 in $image"
+    img_ver=$(sed -n 1p <<<"$info"); img_glibc=$(sed -n 2p <<<"$info")
+    : "${pyver:=$img_ver}"
+    if [ -z "$glibc" ]; then
+        [ -n "$img_glibc" ] || die "$image has no glibc python (musl is not supported)"
+        glibc=$img_glibc
+    fi
+fi
+: "${pyver:=3.11}"
+: "${glibc:=2.36}"
+# pip does not widen --platform to older manylinux tags: list them all.
+platforms=()
+for ((minor = ${glibc#*.}; minor >= 5; minor--)); do
+    platforms+=(--platform "manylinux_2_${minor}_x86_64")
+done
+platforms+=(--platform manylinux2014_x86_64 --platform manylinux2010_x86_64 --platform manylinux1_x86_64)
+: "${dir:=$cache/wheelhouse-py$pyver}"
+mkdir -p "$dir"
+
+if [ "$cmd" = stop ]; then
+    stop_server
+    exit 0
+fi
+
+exec 9>"$dir.lock"
+flock 9
+
+# --- download + index ----------------------------------------------------------
+[ -f "$req" ] || die "requirements file not found: $req"
+stamp=$( (printf '%s\n' "$pyver" "$glibc" "${EXTRAS[@]}"; cat "$req"; cat "$here/wheelhouse.py") | sha256sum | cut -c1-16)
+if [ "$(cat "$dir/.stamp" 2>/dev/null)" = "$stamp" ] && [ -s "$dir/simple/index.html" ]; then
+    log "up to date: $dir ($(ls "$dir/files" | wc -l) files)"
+else
+    t0=$SECONDS
+    log "downloading wheels for Python $pyver, glibc $glibc, from $req"
+    rm -rf "$dir/files" "$dir/simple" "$dir/.stamp"
+    mkdir -p "$dir/files"
+    target=(--only-binary=:all: --implementation cp --python-version "$pyver" "${platforms[@]}")
+    "$PY" -m pip download --quiet --disable-pip-version-check --dest "$dir/files" "${target[@]}" -r "$req" >&2 \
+        || die "pip download failed for $req"
+    "$PY" -m pip download --quiet --disable-pip-version-check --dest "$dir/files" "${target[@]}" "${EXTRAS[@]}" >&2 \
+        || die "pip download failed for ${EXTRAS[*]}"
+    "$PY" "$here/wheelhouse.py" index "$dir"
+    echo "$stamp" > "$dir/.stamp"
+    log "downloaded $(ls "$dir/files" | wc -l) files in $((SECONDS - t0))s"
+fi
+
+if [ "$cmd" = build ]; then
+    emit "WHEELHOUSE_DIR=$dir"$'\n'
+    exit 0
+fi
+
+# --- serve ----------------------------------------------------------------------
+if server_alive; then
+    log "reusing server $(cat "$dir/server.pid")"
+else
+    rm -f "$dir/server.pid" "$dir/server.port"
+    setsid "$PY" "$here/wheelhouse.py" serve "$dir" "$dir/server.pid" "$dir/server.port" \
+        </dev/null >>"$dir/server.log" 2>&1 9>&- &
+    for _ in $(seq 100); do
+        [ -s "$dir/server.port" ] && break
+        kill -0 $! 2>/dev/null || { tail -n 20 "$dir/server.log" >&2; die "server did not start"; }
+        sleep 0.1
+    done
+    [ -s "$dir/server.port" ] || die "server did not report its port"
+    log "started server $(cat "$dir/server.pid") (log: $dir/server.log)"
+fi
+port=$(cat "$dir/server.port")
+emit "PIP_INDEX_URL=http://127.0.0.1:$port/simple/"$'\n'"WHEELHOUSE_PID=$(cat "$dir/server.pid")"$'\n'
