@@ -55,6 +55,7 @@ mod stack_check {
     /// `docker compose config` of the stack as the xtask invokes it, with Compose v2 from
     /// `target/tools`: `-q` validates, then the resolved configuration is returned.
     fn compose_config(env: &str, example: &str, files: &[&str]) -> Value {
+        ok(system::require(&[&system::DOCKER]));
         let project = scratch_project(env, example);
         let compose = |args: &[&str]| {
             let mut command = Command::new("docker");

@@ -15,7 +15,8 @@ use crate::context::Context;
 use crate::plan::Step;
 use crate::run_error::ChildFailed;
 use crate::runner;
-use crate::tools::{self, system, system::SystemTool};
+use crate::tools;
+use crate::tools::system::{self, SystemTool, CURL, DEBOOTSTRAP, DOCKER, NGINX, POSTGRES, PYTHON_VENV};
 use report::Outcome;
 
 /// One line of the summary: a named child process and what it needs to run.
@@ -64,27 +65,20 @@ pub fn plan(cx: &Context) -> Vec<Check> {
         test = test.args(["--skip", prefix]);
     }
     let stack = |filter: &str| cargo(&["test", "-p", "xtask", "--test", "stack", "--", filter]);
-    let pip = Needs { pip_tools: true, system: vec![&system::PYTHON_VENV], ..Needs::default() };
-    let venv = Needs { system: vec![&system::PYTHON_VENV], ..Needs::default() };
-    let mut postgres = venv.clone();
-    postgres.system.push(&system::POSTGRES);
-    let e2e = Needs { engine: true, system: vec![&system::DEBOOTSTRAP, &system::PYTHON_VENV], pip_tools: true };
+    let lint = needs(&[&PYTHON_VENV]).pip_tools();
+    let e2e = needs(&[&PYTHON_VENV, &DOCKER, &DEBOOTSTRAP]).pip_tools().engine();
     vec![
-        check("fmt", cargo(&["fmt", "--all", "--check"]), Needs::default()),
-        check("clippy", cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]), Needs::default()),
-        check("cargo test", test, Needs::default()),
-        check("compose config", stack("stack_check::compose_config"), pip.clone()),
-        check("hadolint", stack("stack_check::hadolint"), pip.clone()),
-        check("nginx -t", stack("stack_check::nginx_conf"), Needs { system: vec![&system::NGINX], ..Needs::default() }),
-        check(
-            "nginx smoke",
-            stack("stack_check::nginx_smoke"),
-            Needs { system: vec![&system::NGINX, &system::CURL], ..Needs::default() },
-        ),
-        check("django sqlite", stack("stack_check::django_sqlite"), venv),
-        check("django postgres", stack("stack_check::django_postgres"), postgres),
-        check("preflight", stack("stack_check::preflight"), Needs::default()),
-        check("workflows", cargo(&["test", "-p", "xtask", "--test", "workflows", "--", "workflow_check::"]), pip),
+        check("fmt", cargo(&["fmt", "--all", "--check"]), needs(&[])),
+        check("clippy", cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]), needs(&[])),
+        check("cargo test", test, needs(&[])),
+        check("compose config", stack("stack_check::compose_config"), needs(&[&PYTHON_VENV, &DOCKER]).pip_tools()),
+        check("hadolint", stack("stack_check::hadolint"), lint.clone()),
+        check("nginx -t", stack("stack_check::nginx_conf"), needs(&[&NGINX])),
+        check("nginx smoke", stack("stack_check::nginx_smoke"), needs(&[&NGINX, &CURL])),
+        check("django sqlite", stack("stack_check::django_sqlite"), needs(&[&PYTHON_VENV])),
+        check("django postgres", stack("stack_check::django_postgres"), needs(&[&PYTHON_VENV, &POSTGRES])),
+        check("preflight", stack("stack_check::preflight"), needs(&[])),
+        check("workflows", cargo(&["test", "-p", "xtask", "--test", "workflows", "--", "workflow_check::"]), lint),
         check(
             "e2e",
             cargo(&["test", "-p", "xtask", "--test", "e2e", "--", "--ignored", "--nocapture", "--test-threads=1"]),
@@ -95,6 +89,20 @@ pub fn plan(cx: &Context) -> Vec<Check> {
 
 fn check(name: &'static str, step: Step, needs: Needs) -> Check {
     Check { name, step, needs }
+}
+
+fn needs(system: &[&'static SystemTool]) -> Needs {
+    Needs { system: system.to_vec(), ..Needs::default() }
+}
+
+impl Needs {
+    fn pip_tools(self) -> Needs {
+        Needs { pip_tools: true, ..self }
+    }
+
+    fn engine(self) -> Needs {
+        Needs { engine: true, ..self }
+    }
 }
 
 /// The plan as `--dry-run` prints it: a `#` line naming each check, then its command.
@@ -174,7 +182,7 @@ impl Environment {
             eprintln!("ci: {line}");
         }
         let mut env = Environment { missing, pip_error: None, no_engine, docker_config: None };
-        if checks.iter().any(|c| c.needs.pip_tools) && !env.missing.contains(&&system::PYTHON_VENV) {
+        if checks.iter().any(|c| c.needs.pip_tools) && !env.missing.contains(&&PYTHON_VENV) {
             env.install_pip_tools(keep_going)?;
         }
         Ok(env)
@@ -259,7 +267,7 @@ mod tests {
 
     #[test]
     fn a_missing_tool_fails_the_checks_that_need_it_with_the_apt_line() {
-        let env = Environment { missing: vec![&system::NGINX], ..env() };
+        let env = Environment { missing: vec![&NGINX], ..env() };
         let expected = Outcome::Failed("missing nginx: install with `apt-get install -y nginx`".into());
         assert_eq!(env.blocker(&find("nginx -t")), Some(expected));
         assert_eq!(env.blocker(&find("hadolint")), None);

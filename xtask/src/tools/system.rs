@@ -31,6 +31,9 @@ const POSTGRES_BIN: &[&str] = &["/usr/lib/postgresql/*/bin"];
 pub const NGINX: SystemTool = SystemTool { name: "nginx", package: "nginx", probe: Probe::Program("nginx", SBIN) };
 pub const POSTGRES: SystemTool =
     SystemTool { name: "postgres", package: "postgresql", probe: Probe::Program("initdb", POSTGRES_BIN) };
+/// The Docker CLI, which runs the Compose plugin; Debian's engine package brings it.
+pub const DOCKER: SystemTool =
+    SystemTool { name: "docker", package: "docker.io", probe: Probe::Program("docker", &[]) };
 pub const CURL: SystemTool = SystemTool { name: "curl", package: "curl", probe: Probe::Program("curl", &[]) };
 pub const DEBOOTSTRAP: SystemTool =
     SystemTool { name: "debootstrap", package: "debootstrap", probe: Probe::Program("debootstrap", SBIN) };
