@@ -146,9 +146,9 @@ pub struct ReleaseArgs {
     /// Archive this directory as it is instead of running collectstatic
     #[arg(long, value_name = "DIR")]
     pub static_dir: Option<PathBuf>,
-    /// Where to write the artifacts
-    #[arg(long, value_name = "DIR", default_value = "dist")]
-    pub out: PathBuf,
+    /// Where to write the artifacts [default: dist/ in the project root]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
     /// Also save the production web image
     #[arg(long)]
     pub image: bool,

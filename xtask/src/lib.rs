@@ -11,6 +11,7 @@ pub mod health;
 pub mod init;
 pub mod plan;
 pub mod preflight;
+pub mod release;
 pub mod run_error;
 pub mod runner;
 pub mod sink;

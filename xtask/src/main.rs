@@ -19,7 +19,7 @@ fn main() -> ExitCode {
         Command::Ps(args) => stack::ps(&cx, args),
         Command::Init(args) => init::init(&cx, args),
         Command::Check(args) => check::check(&cx, args),
-        Command::Release(_) => not_yet("release"),
+        Command::Release(args) => xtask::release::release(&cx, args),
         Command::Verify(_) => not_yet("verify"),
         Command::Db(args) => db::db(&cx, args),
         Command::Ci(args) => ci::ci(&cx, args),

@@ -1,0 +1,149 @@
+//! SHA256SUMS in the format `sha256sum -c` reads, and hashing bytes on their way to a file.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::Path;
+
+use anyhow::{bail, Context as _, Result};
+use sha2::{Digest, Sha256};
+
+pub const FILE_NAME: &str = "SHA256SUMS";
+
+/// File name to lower-case hex digest; a BTreeMap keeps names sorted by their bytes.
+pub type Sums = BTreeMap<String, String>;
+
+/// One `<hex>  <file>` line per file, sorted by name, each ending in a newline, nothing else.
+pub fn format(sums: &Sums) -> String {
+    sums.iter().map(|(file, hex)| format!("{hex}  {file}\n")).collect()
+}
+
+/// Reads what [`format`] writes (and `sha256sum`'s ` *name` binary marker).
+pub fn parse(text: &str, source: &Path) -> Result<Sums> {
+    let mut sums = Sums::new();
+    for (number, line) in text.lines().enumerate() {
+        let Some((hex, file)) = parse_line(line) else {
+            bail!(
+                "{} line {}: expected `<sha256>  <file>`, found {line:?}: fix or delete that line",
+                source.display(),
+                number + 1
+            );
+        };
+        if sums.insert(file.to_owned(), hex.to_owned()).is_some() {
+            bail!("{} lists {file} twice: delete one of the lines", source.display());
+        }
+    }
+    Ok(sums)
+}
+
+fn parse_line(line: &str) -> Option<(&str, &str)> {
+    let (hex, rest) = line.split_at_checked(64)?;
+    let file = rest.strip_prefix("  ").or_else(|| rest.strip_prefix(" *"))?;
+    let hex_ok = hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    (hex_ok && is_plain_name(file)).then_some((hex, file))
+}
+
+/// A file directly in the release directory: no path, nothing a shell or `sha256sum` escapes.
+pub fn is_plain_name(file: &str) -> bool {
+    !file.is_empty() && file != "." && file != ".." && !file.contains(['/', '\\', '\n', '\r', '\0'])
+}
+
+/// Reads `dir/SHA256SUMS`; a missing file is an empty list.
+pub fn read(dir: &Path) -> Result<Sums> {
+    let path = dir.join(FILE_NAME);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse(&text, &path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Sums::new()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// The size and SHA-256 of a file, read in large chunks.
+pub fn hash_file(path: &Path) -> io::Result<(u64, String)> {
+    let mut writer = HashingWriter::new(io::sink());
+    io::copy(&mut File::open(path)?, &mut writer)?;
+    Ok(writer.finish())
+}
+
+/// Passes bytes through to `inner`, hashing and counting them, so an artifact is hashed
+/// as it is written instead of being read back.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub fn new(inner: W) -> HashingWriter<W> {
+        HashingWriter { inner, hasher: Sha256::new(), len: 0 }
+    }
+
+    /// The byte count and lower-case hex digest of everything written.
+    pub fn finish(self) -> (u64, String) {
+        (self.len, hex(&self.hasher.finalize()))
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "a3f1c2d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+    const B: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+    #[test]
+    fn lines_are_sorted_by_name_bytes_with_two_spaces_and_no_blank_line() {
+        let sums = Sums::from([("b.tar.gz".into(), A.into()), ("B.tar.gz".into(), B.into()), ("a-1".into(), A.into())]);
+        assert_eq!(format(&sums), format!("{B}  B.tar.gz\n{A}  a-1\n{A}  b.tar.gz\n"));
+        assert_eq!(format(&Sums::new()), "");
+    }
+
+    #[test]
+    fn parsing_reads_what_formatting_writes_and_the_binary_marker() {
+        let sums = Sums::from([("x.tar.gz".into(), A.into()), ("y".into(), B.into())]);
+        assert_eq!(parse(&format(&sums), Path::new("S")).unwrap(), sums);
+        assert_eq!(parse(&format!("{A} *x.tar.gz\n"), Path::new("S")).unwrap()["x.tar.gz"], A);
+    }
+
+    #[test]
+    fn malformed_lines_name_the_file_and_line() {
+        for bad in [
+            format!("{A} x"),
+            format!("{}  x", &A[..63]),
+            format!("{}  x", A.to_uppercase()),
+            format!("{A}  a/b"),
+            String::new(),
+        ] {
+            let message = parse(&format!("{B}  ok\n{bad}\n"), Path::new("dist/SHA256SUMS")).unwrap_err().to_string();
+            assert!(message.starts_with("dist/SHA256SUMS line 2: "), "{message}");
+        }
+        let twice = parse(&format!("{A}  x\n{B}  x\n"), Path::new("S")).unwrap_err().to_string();
+        assert!(twice.contains("lists x twice"), "{twice}");
+    }
+
+    #[test]
+    fn the_writer_hashes_what_passes_through() {
+        let mut writer = HashingWriter::new(Vec::new());
+        writer.write_all(b"abc").unwrap();
+        let (len, digest) = writer.finish();
+        assert_eq!(len, 3);
+        assert_eq!(digest, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+}

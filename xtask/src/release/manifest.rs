@@ -1,0 +1,120 @@
+//! manifest.json: what each release in a directory is made of. The top level describes
+//! the latest release; `earlier` keeps the records of the releases already there, so that
+//! every line of SHA256SUMS is described by one artifact of the manifest.
+
+use std::io;
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+
+pub const FILE_NAME: &str = "manifest.json";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    #[serde(flatten)]
+    pub latest: Release,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<Release>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    pub name: String,
+    pub version: String,
+    pub git_commit: String,
+    pub source_date_epoch: u64,
+    pub artifacts: Vec<Artifact>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifact {
+    pub file: String,
+    /// `static` or `image`.
+    pub kind: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Static archives only: files and symlinks in it, and the size of the tar stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uncompressed_bytes: Option<u64>,
+}
+
+impl Manifest {
+    /// `latest` on top of what `previous` recorded; a record of the same name and version
+    /// is replaced. Earlier records are sorted so the file does not depend on history order.
+    pub fn merge(previous: Option<Manifest>, latest: Release) -> Manifest {
+        let mut earlier: Vec<Release> = previous.map(|m| [vec![m.latest], m.earlier].concat()).unwrap_or_default();
+        earlier.retain(|r| (&r.name, &r.version) != (&latest.name, &latest.version));
+        earlier.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+        earlier.dedup_by(|a, b| (&a.name, &a.version) == (&b.name, &b.version));
+        Manifest { latest, earlier }
+    }
+
+    pub fn artifacts(&self) -> impl Iterator<Item = &Artifact> {
+        std::iter::once(&self.latest).chain(&self.earlier).flat_map(|r| &r.artifacts)
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut json = serde_json::to_string_pretty(self).expect("a manifest always serialises");
+        json.push('\n');
+        json
+    }
+}
+
+/// Reads `dir/manifest.json`; `None` when there is none yet.
+pub fn read(dir: &Path) -> Result<Option<Manifest>> {
+    let path = dir.join(FILE_NAME);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let manifest = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a release manifest: fix or delete it", path.display()))?;
+    Ok(Some(manifest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn release(version: &str) -> Release {
+        let artifact = Artifact {
+            file: format!("site-{version}-static.tar.gz"),
+            kind: "static".into(),
+            size: 10,
+            sha256: "ab".repeat(32),
+            files: Some(2),
+            uncompressed_bytes: Some(3072),
+        };
+        Release {
+            name: "site".into(),
+            version: version.into(),
+            git_commit: "c0".repeat(20),
+            source_date_epoch: 7,
+            artifacts: vec![artifact],
+        }
+    }
+
+    #[test]
+    fn merging_keeps_other_versions_sorted_and_replaces_the_same_one() {
+        let first = Manifest::merge(None, release("1.0.0"));
+        let second = Manifest::merge(Some(first), release("2.0.0"));
+        let third = Manifest::merge(Some(second.clone()), release("1.1.0"));
+        assert_eq!(third.earlier.iter().map(|r| r.version.as_str()).collect::<Vec<_>>(), ["1.0.0", "2.0.0"]);
+        let again = Manifest::merge(Some(second), release("1.0.0"));
+        assert_eq!(again.earlier.len(), 1);
+        assert_eq!(again.artifacts().count(), 2);
+    }
+
+    #[test]
+    fn the_json_has_the_latest_release_at_the_top_and_round_trips() {
+        let manifest = Manifest::merge(None, release("1.0.0"));
+        let json = manifest.to_json();
+        assert!(json.starts_with("{\n  \"name\": \"site\",\n  \"version\": \"1.0.0\",\n  \"git_commit\""), "{json}");
+        assert!(!json.contains("earlier"), "{json}");
+        assert_eq!(serde_json::from_str::<Manifest>(&json).unwrap(), manifest);
+    }
+}

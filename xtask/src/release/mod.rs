@@ -1,0 +1,317 @@
+//! `cargo xtask release`: archive the static files (and optionally the production image)
+//! reproducibly, then record them in SHA256SUMS and manifest.json. Every artifact is complete
+//! before any is published, so a failed release leaves the output directory as it was.
+//!
+//! Paths given on the command line are relative to the current directory, like any
+//! command's; the default output directory is `dist/` under the project root.
+
+mod archive;
+pub mod checksums;
+mod collect;
+mod gzip;
+mod image;
+pub mod manifest;
+mod staging;
+mod tree;
+mod version;
+
+use std::fs;
+use std::io::{self, IsTerminal};
+use std::path::{Component, Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context as _, Result};
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+
+use self::checksums::HashingWriter;
+use self::manifest::{Artifact, Manifest, Release};
+use self::staging::Staged;
+use self::tree::Entry;
+use self::version::Source;
+use crate::cli::ReleaseArgs;
+use crate::context::Context;
+use crate::{compose, runner};
+
+/// What the command line asks for, checked and with paths made absolute.
+struct Options {
+    out: PathBuf,
+    static_dir: Option<PathBuf>,
+    image: bool,
+    level: u32,
+    jobs: usize,
+}
+
+impl Options {
+    fn new(cx: &Context, args: &ReleaseArgs) -> Result<Options> {
+        if !(1..=9).contains(&args.level) {
+            bail!("--level {}: use 1 (fastest) to 9 (smallest)", args.level);
+        }
+        let jobs = match args.jobs {
+            Some(0) => bail!("--jobs 0: use at least 1 thread"),
+            Some(jobs) => jobs,
+            None => std::thread::available_parallelism().map_or(1, usize::from),
+        };
+        let out = match &args.out {
+            Some(out) => user_path(out)?,
+            None => cx.path("dist"),
+        };
+        let static_dir = args.static_dir.as_deref().map(user_path).transpose()?;
+        Ok(Options { out, static_dir, image: args.image, level: args.level, jobs })
+    }
+}
+
+/// A path from the command line, made absolute against the current directory.
+pub fn user_path(path: &Path) -> Result<PathBuf> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    // Dropping `.` components keeps prefixes comparable (`./dist` is `dist`).
+    Ok(cwd.join(path).components().filter(|c| *c != Component::CurDir).collect())
+}
+
+pub fn release(cx: &Context, args: ReleaseArgs) -> Result<()> {
+    let started = Instant::now();
+    let options = Options::new(cx, &args)?;
+    let scratch_parent = cx.path("target");
+    let source = version::read(&cx.root, args.version.as_deref(), args.allow_dirty, &[&options.out, &scratch_parent])?;
+    let Some(static_dir) = &options.static_dir else {
+        return release_collected(cx, &options, &source, started);
+    };
+    if cx.dry_run {
+        print!("{}", describe(cx, &options, &source, static_dir));
+        return Ok(());
+    }
+    let entries = tree::collect(static_dir)?;
+    build(cx, &options, &source, &entries, started)
+}
+
+/// Without --static-dir: collectstatic into a scratch directory, archived then removed.
+fn release_collected(cx: &Context, options: &Options, source: &Source, started: Instant) -> Result<()> {
+    let dir = collect::scratch_path(cx)?;
+    let plan = collect::plan(cx, &dir)?;
+    if cx.dry_run {
+        print!("{}{}", plan.render(), describe(cx, options, source, &dir));
+        return Ok(());
+    }
+    let scratch = collect::Scratch::create(dir)?;
+    runner::execute(cx, plan)?;
+    let entries = tree::collect(scratch.path())?;
+    build(cx, options, source, &entries, started)
+}
+
+/// The file writes a run would make, as `--dry-run` prints them.
+fn describe(cx: &Context, options: &Options, source: &Source, static_dir: &Path) -> String {
+    let out = options.out.display();
+    let mut text = format!("# then: archive {} into {out}/{}\n", static_dir.display(), file_name(cx, source, "static"));
+    if options.image {
+        let image = compose::web_image(cx);
+        text += &format!("# then: docker save {image}, compressed into {out}/{}\n", file_name(cx, source, "image"));
+    }
+    text + &format!("# then: add them to {out}/{} and {out}/{}\n", checksums::FILE_NAME, manifest::FILE_NAME)
+}
+
+fn file_name(cx: &Context, source: &Source, kind: &str) -> String {
+    format!("{}-{}-{kind}.tar.gz", cx.name, source.version)
+}
+
+/// An artifact written under no name yet, with its record for the manifest.
+struct Built {
+    staged: Staged,
+    artifact: Artifact,
+    bytes_in: u64,
+}
+
+fn build(cx: &Context, options: &Options, source: &Source, entries: &[Entry], started: Instant) -> Result<()> {
+    let out = OutDir::open(&options.out)?;
+    let sums = checksums::read(&options.out)?;
+    let previous = manifest::read(&options.out)?;
+    let mut built = vec![build_static(cx, options, source, entries)?];
+    if options.image {
+        built.push(build_image(cx, options, source)?);
+    }
+    let fresh = unpublished(&options.out, &built)?;
+    let release = Release {
+        name: cx.name.clone(),
+        version: source.version.clone(),
+        git_commit: source.commit.clone(),
+        source_date_epoch: source.epoch,
+        artifacts: built.iter().map(|b| b.artifact.clone()).collect(),
+    };
+    let bytes_in = built.iter().map(|b| b.bytes_in).sum();
+    let manifest = Manifest::merge(previous, release);
+    publish(&options.out, built, &fresh, sums, &manifest)?;
+    out.keep();
+    println!("{}", summary(&options.out, &manifest.latest, bytes_in, started));
+    Ok(())
+}
+
+fn build_static(cx: &Context, options: &Options, source: &Source, entries: &[Entry]) -> Result<Built> {
+    let file = file_name(cx, source, "static");
+    let total = entries.iter().map(|e| if let tree::Kind::File { size, .. } = e.kind { size } else { 0 }).sum();
+    let progress = progress_bar(Some(total), &file);
+    let mut files = 0;
+    let built = compressed(&options.out, &file, options, |w| {
+        files = archive::write(entries, source.epoch, w, &progress)?;
+        Ok(())
+    });
+    progress.finish_and_clear();
+    let mut built = built?;
+    built.artifact.kind = "static".into();
+    built.artifact.files = Some(files);
+    built.artifact.uncompressed_bytes = Some(built.bytes_in);
+    Ok(built)
+}
+
+fn build_image(cx: &Context, options: &Options, source: &Source) -> Result<Built> {
+    let file = file_name(cx, source, "image");
+    let progress = progress_bar(None, &file);
+    let built = compressed(&options.out, &file, options, |w| image::save(&compose::web_image(cx), w, &progress));
+    progress.finish_and_clear();
+    let mut built = built?;
+    built.artifact.kind = "image".into();
+    Ok(built)
+}
+
+/// Compresses what `produce` writes into a staged file, hashing the output on its way out.
+fn compressed(
+    dir: &Path,
+    file: &str,
+    options: &Options,
+    produce: impl FnOnce(&mut dyn io::Write) -> Result<()>,
+) -> Result<Built> {
+    let mut staged = Staged::create(dir, file)?;
+    let mut sink = HashingWriter::new(staged.file());
+    let totals = gzip::compress(&mut sink, options.level, options.jobs, produce)?;
+    let (size, sha256) = sink.finish();
+    debug_assert_eq!(size, totals.bytes_out);
+    let artifact =
+        Artifact { file: file.to_owned(), kind: String::new(), size, sha256, files: None, uncompressed_bytes: None };
+    Ok(Built { staged, artifact, bytes_in: totals.bytes_in })
+}
+
+/// For each artifact, whether it still has to be published. One already there is left
+/// alone if byte-identical, and otherwise the whole release is refused: a published
+/// artifact is never replaced.
+fn unpublished(dir: &Path, built: &[Built]) -> Result<Vec<bool>> {
+    let mut fresh = Vec::new();
+    for artifact in built.iter().map(|b| &b.artifact) {
+        let path = dir.join(&artifact.file);
+        let identical = match fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fresh.push(true);
+                continue;
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+            Ok(meta) => meta.is_file() && meta.len() == artifact.size && same_hash(&path, &artifact.sha256)?,
+        };
+        if !identical {
+            bail!("{} already exists with other contents: a released artifact is never replaced; pass another --version or move the old file away", path.display());
+        }
+        fresh.push(false);
+    }
+    Ok(fresh)
+}
+
+fn same_hash(path: &Path, sha256: &str) -> Result<bool> {
+    let (_, actual) = checksums::hash_file(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(actual == sha256)
+}
+
+/// Names the artifacts, then replaces manifest.json and SHA256SUMS (last, so it never lists
+/// an artifact that is not complete). On failure the artifacts named so far are removed.
+fn publish(
+    dir: &Path,
+    built: Vec<Built>,
+    fresh: &[bool],
+    mut sums: checksums::Sums,
+    manifest: &Manifest,
+) -> Result<()> {
+    for artifact in manifest.latest.artifacts.iter() {
+        sums.insert(artifact.file.clone(), artifact.sha256.clone());
+    }
+    let sums_file = staged_text(dir, checksums::FILE_NAME, &checksums::format(&sums))?;
+    let manifest_file = staged_text(dir, manifest::FILE_NAME, &manifest.to_json())?;
+    let mut named = Vec::new();
+    let result = (|| {
+        for (built, fresh) in built.into_iter().zip(fresh) {
+            if *fresh {
+                let path = dir.join(&built.artifact.file);
+                built.staged.publish(&path)?;
+                named.push(path);
+            }
+        }
+        manifest_file.replace(&dir.join(manifest::FILE_NAME))?;
+        sums_file.replace(&dir.join(checksums::FILE_NAME))
+    })();
+    if result.is_err() {
+        for path in &named {
+            let _ = fs::remove_file(path);
+        }
+    }
+    // Make the new names durable too; a file system that cannot sync a directory loses nothing here.
+    let _ = fs::File::open(dir).and_then(|d| d.sync_all());
+    result
+}
+
+fn staged_text(dir: &Path, name: &str, text: &str) -> Result<Staged> {
+    let mut staged = Staged::create(dir, name)?;
+    io::Write::write_all(staged.file(), text.as_bytes())
+        .with_context(|| format!("cannot write {}", dir.join(name).display()))?;
+    Ok(staged)
+}
+
+fn summary(out: &Path, release: &Release, bytes_in: u64, started: Instant) -> String {
+    let files: u64 = release.artifacts.iter().filter_map(|a| a.files).sum();
+    let bytes_out: u64 = release.artifacts.iter().map(|a| a.size).sum();
+    format!(
+        "released {} {} into {}: {files} files, {} in, {} out, {:.1}s",
+        release.name,
+        release.version,
+        out.display(),
+        HumanBytes(bytes_in),
+        HumanBytes(bytes_out),
+        started.elapsed().as_secs_f64()
+    )
+}
+
+/// A bar on a terminal (a byte counter when the size is unknown), nothing otherwise.
+fn progress_bar(total: Option<u64>, file: &str) -> ProgressBar {
+    if !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let (bar, template) = match total {
+        Some(total) => (ProgressBar::new(total), "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}"),
+        None => (ProgressBar::new_spinner(), "{msg} {spinner} {bytes} {bytes_per_sec}"),
+    };
+    let style = ProgressStyle::with_template(template).expect("the template is valid").progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(file.to_owned());
+    bar
+}
+
+/// The output directory, created if missing and removed again if the release fails then.
+struct OutDir {
+    path: PathBuf,
+    created: bool,
+}
+
+impl OutDir {
+    fn open(path: &Path) -> Result<OutDir> {
+        let created = !path.exists();
+        fs::create_dir_all(path).with_context(|| {
+            format!("cannot create the output directory {}: pass a writable --out DIR", path.display())
+        })?;
+        Ok(OutDir { path: path.to_path_buf(), created })
+    }
+
+    fn keep(mut self) {
+        self.created = false;
+    }
+}
+
+impl Drop for OutDir {
+    fn drop(&mut self) {
+        if self.created {
+            // Only if empty: never take anything that is not ours.
+            let _ = fs::remove_dir(&self.path);
+        }
+    }
+}
