@@ -165,9 +165,8 @@ pub struct ReleaseArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct VerifyArgs {
-    /// Directory holding SHA256SUMS and manifest.json
-    #[arg(default_value = "dist")]
-    pub dir: PathBuf,
+    /// Directory holding SHA256SUMS and manifest.json [default: dist/ in the project root]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -17,6 +17,7 @@ pub mod runner;
 pub mod sink;
 pub mod stack;
 pub mod tools;
+pub mod verify;
 
 pub use context::Context;
 

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use xtask::cli::{Cli, Command};
-use xtask::{check, ci, db, init, not_yet, run_error, stack, Context};
+use xtask::{check, ci, db, init, run_error, stack, Context};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -20,7 +20,7 @@ fn main() -> ExitCode {
         Command::Init(args) => init::init(&cx, args),
         Command::Check(args) => check::check(&cx, args),
         Command::Release(args) => xtask::release::release(&cx, args),
-        Command::Verify(_) => not_yet("verify"),
+        Command::Verify(args) => xtask::verify::verify(&cx, args),
         Command::Db(args) => db::db(&cx, args),
         Command::Ci(args) => ci::ci(&cx, args),
     });

@@ -1,0 +1,141 @@
+//! `cargo xtask verify [DIR]`: re-hashes every artifact that SHA256SUMS or manifest.json
+//! lists, checks that the two lists agree, and names each mismatching, missing or unlisted
+//! file. Any problem makes the command fail.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::cli::VerifyArgs;
+use crate::context::Context;
+use crate::release::checksums::{self, Sums};
+use crate::release::manifest::{self, Artifact, Manifest};
+use crate::release::user_path;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// The file's bytes are not the ones listed.
+    Mismatch {
+        file: String,
+        detail: String,
+    },
+    Missing {
+        file: String,
+    },
+    /// A file in the directory that neither list mentions.
+    Unlisted {
+        file: String,
+    },
+    /// SHA256SUMS and manifest.json say different things about the file.
+    Disagree {
+        file: String,
+        detail: String,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Mismatch { file, detail } => write!(f, "mismatch: {file} ({detail})"),
+            Problem::Missing { file } => write!(f, "missing: {file}"),
+            Problem::Unlisted { file } => write!(f, "unlisted: {file}"),
+            Problem::Disagree { file, detail } => write!(f, "disagree: {file} ({detail})"),
+        }
+    }
+}
+
+pub fn verify(cx: &Context, args: VerifyArgs) -> Result<()> {
+    let dir = match &args.dir {
+        Some(dir) => user_path(dir)?,
+        None => cx.path("dist"),
+    };
+    for list in [checksums::FILE_NAME, manifest::FILE_NAME] {
+        if !dir.join(list).is_file() {
+            bail!("{} not found: pass the directory `cargo xtask release` wrote to", dir.join(list).display());
+        }
+    }
+    let sums = checksums::read(&dir)?;
+    let manifest = manifest::read(&dir)?.context("manifest.json vanished while being read")?;
+    let problems = problems(&dir, &sums, &manifest)?;
+    for problem in &problems {
+        println!("{problem}");
+    }
+    if !problems.is_empty() {
+        bail!("{} problem(s) in {}: the artifacts there are not the ones released", problems.len(), dir.display());
+    }
+    println!("ok: {} artifacts in {} match SHA256SUMS and manifest.json", sums.len(), dir.display());
+    Ok(())
+}
+
+/// Every problem in `dir`, listed files in name order, then unlisted ones.
+pub fn problems(dir: &Path, sums: &Sums, manifest: &Manifest) -> Result<Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut described: BTreeMap<&str, &Artifact> = BTreeMap::new();
+    for artifact in manifest.artifacts() {
+        if described.insert(&artifact.file, artifact).is_some() {
+            problems.push(disagree(&artifact.file, "listed twice in manifest.json"));
+        }
+    }
+    let listed: BTreeSet<&str> = sums.keys().map(String::as_str).chain(described.keys().copied()).collect();
+    for &file in &listed {
+        problems.extend(check(dir, file, sums.get(file), described.get(file).copied()));
+    }
+    for file in files_in(dir)? {
+        let known = listed.contains(file.as_str()) || file == checksums::FILE_NAME || file == manifest::FILE_NAME;
+        if !known {
+            problems.push(Problem::Unlisted { file });
+        }
+    }
+    Ok(problems)
+}
+
+/// The problems of one listed file: the lists disagreeing, then the file itself.
+fn check(dir: &Path, file: &str, sum: Option<&String>, artifact: Option<&Artifact>) -> Vec<Problem> {
+    if !checksums::is_plain_name(file) {
+        return vec![disagree(file, "not a plain file name: the lists must only name files in this directory")];
+    }
+    let mut problems = Vec::new();
+    match (sum, artifact) {
+        (Some(_), None) => problems.push(disagree(file, "in SHA256SUMS but not in manifest.json")),
+        (None, Some(_)) => problems.push(disagree(file, "in manifest.json but not in SHA256SUMS")),
+        (Some(sum), Some(a)) if *sum != a.sha256 => {
+            problems.push(disagree(file, "the two lists give different sha256"))
+        }
+        _ => {}
+    }
+    let expected = sum.or(artifact.map(|a| &a.sha256)).expect("a listed file is in one list at least");
+    let mismatch = |detail: String| Problem::Mismatch { file: file.to_owned(), detail };
+    match checksums::hash_file(&dir.join(file)) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => problems.push(Problem::Missing { file: file.to_owned() }),
+        Err(e) => problems.push(mismatch(format!("cannot read it: {e}"))),
+        Ok((_, actual)) if actual != *expected => {
+            problems.push(mismatch(format!("sha256 is {actual}, listed {expected}")))
+        }
+        Ok((size, _)) => match artifact {
+            Some(a) if a.size != size => {
+                problems.push(mismatch(format!("{size} bytes, manifest.json says {}", a.size)))
+            }
+            _ => {}
+        },
+    }
+    problems
+}
+
+fn disagree(file: &str, detail: &str) -> Problem {
+    Problem::Disagree { file: file.to_owned(), detail: detail.to_owned() }
+}
+
+/// Names of everything in `dir`, sorted.
+fn files_in(dir: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    Ok(names)
+}
