@@ -129,7 +129,7 @@ fn run(cx: &Context, checks: &[Check], keep_going: bool) -> Result<Vec<Outcome>>
             Some(outcome) => outcome,
             None => run_check(cx, check, &env, index + 1, checks.len()),
         };
-        if let Outcome::Failed(why) | Outcome::Skipped(why) = &outcome {
+        if let Outcome::Failed(why, _) | Outcome::Skipped(why) = &outcome {
             eprintln!("ci: {}: {why}", check.name);
         }
         outcomes.push(outcome);
@@ -147,10 +147,13 @@ fn run_check(cx: &Context, check: &Check, env: &Environment, number: usize, tota
     match runner::run_step(cx, &step) {
         Ok(()) => Outcome::Passed(started.elapsed()),
         // The command is in the step's header above; the table only needs the code.
-        Err(error) => match error.downcast_ref::<ChildFailed>() {
-            Some(failed) => Outcome::Failed(format!("exit code {}", failed.code)),
-            None => Outcome::Failed(format!("{error:#}")),
-        },
+        Err(error) => {
+            let why = match error.downcast_ref::<ChildFailed>() {
+                Some(failed) => format!("exit code {}", failed.code),
+                None => format!("{error:#}"),
+            };
+            Outcome::Failed(why, Some(started.elapsed()))
+        }
     }
 }
 
@@ -213,10 +216,10 @@ impl Environment {
         let missing: Vec<&SystemTool> =
             check.needs.system.iter().copied().filter(|t| self.missing.contains(t)).collect();
         if !missing.is_empty() {
-            return Some(Outcome::Failed(system::missing_message(&missing)));
+            return Some(Outcome::Failed(system::missing_message(&missing), None));
         }
         match (&self.pip_error, check.needs.pip_tools) {
-            (Some(why), true) => Some(Outcome::Failed(format!("tools not installed: {why}"))),
+            (Some(why), true) => Some(Outcome::Failed(format!("tools not installed: {why}"), None)),
             _ => None,
         }
     }
@@ -268,7 +271,7 @@ mod tests {
     #[test]
     fn a_missing_tool_fails_the_checks_that_need_it_with_the_apt_line() {
         let env = Environment { missing: vec![&NGINX], ..env() };
-        let expected = Outcome::Failed("missing nginx: install with `apt-get install -y nginx`".into());
+        let expected = Outcome::Failed("missing nginx: install with `apt-get install -y nginx`".into(), None);
         assert_eq!(env.blocker(&find("nginx -t")), Some(expected));
         assert_eq!(env.blocker(&find("hadolint")), None);
     }

@@ -7,24 +7,28 @@ use super::Check;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Passed(Duration),
-    /// Why it failed: the failing command and its exit code, or the missing tool.
-    Failed(String),
+    /// Why it failed (its exit code, or the missing tool) and how long it ran, if it ran.
+    Failed(String, Option<Duration>),
     /// Why it did not run. Only allowed where a skip is not a silent pass.
     Skipped(String),
 }
 
 impl Outcome {
     pub fn is_failure(&self) -> bool {
-        matches!(self, Outcome::Failed(_))
+        matches!(self, Outcome::Failed(..))
     }
 
     fn columns(&self) -> (&'static str, String, &str) {
         match self {
-            Outcome::Passed(time) => ("passed", format!("{:.1}s", time.as_secs_f64()), ""),
-            Outcome::Failed(why) => ("FAILED", "-".to_owned(), why),
+            Outcome::Passed(time) => ("passed", seconds(Some(*time)), ""),
+            Outcome::Failed(why, time) => ("FAILED", seconds(*time), why),
             Outcome::Skipped(why) => ("skipped", "-".to_owned(), why),
         }
     }
+}
+
+fn seconds(time: Option<Duration>) -> String {
+    time.map_or_else(|| "-".to_owned(), |t| format!("{:.1}s", t.as_secs_f64()))
 }
 
 /// The table, then a closing count line in the `N passed, N failed` form CI logs expect.
@@ -60,21 +64,24 @@ mod tests {
         let checks = [
             check("fmt", Step::new("cargo", "/"), Needs::default()),
             check("nginx -t", Step::new("cargo", "/"), Needs::default()),
+            check("cargo test", Step::new("cargo", "/"), Needs::default()),
             check("e2e", Step::new("cargo", "/"), Needs::default()),
         ];
         let outcomes = [
             Outcome::Passed(Duration::from_millis(1300)),
-            Outcome::Failed("missing nginx: `apt-get install -y nginx`".into()),
+            Outcome::Failed("missing nginx: `apt-get install -y nginx`".into(), None),
+            Outcome::Failed("exit code 101".into(), Some(Duration::from_secs(75))),
             Outcome::Skipped("no Docker engine".into()),
         ];
         let table = render(&checks, &outcomes);
         let expected = "
 ci summary
-step      result      time  note
-fmt       passed      1.3s
-nginx -t  FAILED         -  missing nginx: `apt-get install -y nginx`
-e2e       skipped        -  no Docker engine
-ci: 1 passed, 1 failed, 1 skipped
+step        result      time  note
+fmt         passed      1.3s
+nginx -t    FAILED         -  missing nginx: `apt-get install -y nginx`
+cargo test  FAILED     75.0s  exit code 101
+e2e         skipped        -  no Docker engine
+ci: 1 passed, 2 failed, 1 skipped
 ";
         assert_eq!(table, expected);
     }
