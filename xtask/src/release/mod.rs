@@ -127,6 +127,10 @@ fn build(cx: &Context, options: &Options, source: &Source, entries: &[Entry], st
     if options.image {
         built.push(build_image(cx, options, source)?);
     }
+    // After collectstatic the runner has taken over Ctrl-C, which then only sets a flag.
+    if runner::interrupted() {
+        bail!("interrupted: nothing was published");
+    }
     let fresh = unpublished(&options.out, &built)?;
     let release = Release {
         name: cx.name.clone(),
