@@ -467,6 +467,42 @@ fn without_a_static_dir_the_plan_runs_collectstatic_in_the_production_image() {
     assert!(!repo.root().join("target").exists() && !repo.root().join("dist").exists(), "a dry run writes nothing");
 }
 
+#[test]
+fn without_a_static_dir_what_collectstatic_writes_is_released_and_the_scratch_dir_removed() {
+    let repo = Repo::new();
+    fs::write(repo.root().join(".env.prod"), "DEBUG=0\n").unwrap();
+    let log = repo.path("scratch.log");
+    // Compose as far as the xtask sees it: collectstatic fills the directory mounted on STATIC_ROOT.
+    let path = fake_docker(
+        &repo,
+        &format!(
+            r#"case "$*" in
+  info*|"compose version") exit 0 ;;
+  *" build web") exit 0 ;;
+  *collectstatic*)
+    while [ $# -gt 0 ]; do [ "$1" = -v ] && dir=${{2%%:*}}; shift; done
+    echo "$dir" >{log}
+    mkdir -p "$dir/admin/css" && echo 'body {{}}' >"$dir/admin/css/base.css" && exit "${{FAIL:-0}}" ;;
+esac
+exit 9"#,
+            log = log.display()
+        ),
+    );
+    let out = repo.path("dist");
+    ok(&repo.xtask(&["release", "--version", "1.0.0", "--out", "dist"]).env("PATH", &path).output().unwrap());
+    let listing = tool("tar", &["-tzf", "site-1.0.0-static.tar.gz"], &out);
+    assert_eq!(String::from_utf8(listing.stdout).unwrap(), "admin/\nadmin/css/\nadmin/css/base.css\n");
+    let scratch = PathBuf::from(fs::read_to_string(&log).unwrap().trim());
+    assert!(scratch.starts_with(repo.root().join("target")) && !scratch.exists(), "{}", scratch.display());
+
+    let before = snapshot(&out);
+    let args = ["release", "--version", "2.0.0", "--out", "dist"];
+    let output = repo.xtask(&args).env("PATH", &path).env("FAIL", "3").output().unwrap();
+    assert_eq!(output.status.code(), Some(3), "the failed step's exit code passes through");
+    assert!(snapshot(&out) == before);
+    assert!(!PathBuf::from(fs::read_to_string(&log).unwrap().trim()).exists());
+}
+
 fn id() -> String {
     let id = |flag: &str| {
         String::from_utf8(Command::new("id").arg(flag).output().unwrap().stdout).unwrap().trim().to_owned()
