@@ -20,9 +20,12 @@
 # them to OUTPUT_FILE. Progress goes to stderr.
 #
 # The debootstrap output is cached as target/e2e-cache/rootfs-bookworm-<key>.tar
-# and imported once as xtask-e2e/rootfs:bookworm; stand-ins are rebuilt only when
-# their recipe (the files in standin/) changes. Runs as root (debootstrap,
-# apt-get install debootstrap when it is missing).
+# and imported once as xtask-e2e/rootfs:bookworm; standin/Dockerfile adds the
+# shared files (xtask-e2e/standin-common:bookworm, classic builder) and each
+# stand-in is a `docker commit` of it with its own config. Images are rebuilt
+# only when their recipe (standin/ and the config below) changes; a warm run
+# takes well under a second. Needs root for debootstrap (installed with apt-get
+# when missing).
 #
 # Environment:
 #   E2E_FORCE_STANDINS=1   use the stand-ins even when the images are available
@@ -186,29 +189,99 @@ ensure_rootfs_image() {
     ROOTFS_KEY=$key
 }
 
-build_standin() {
-    local key=$1 tag=${STANDIN[$1]} target=${TARGET[$1]} recipe old
-    recipe=$( (echo "$ROOTFS_KEY"; cd "$here/standin" && find . -type f | LC_ALL=C sort | xargs sha256sum) | sha)
-    if have_image "$tag" && [ "$(image_label "$tag" "$LABEL.recipe")" = "$recipe" ]; then
-        log "$tag is up to date"
+# Image config of each stand-in, after the official image it replaces: docker
+# commit --change lines, the stop signal (commit cannot set it: it is taken from
+# the container) and a shell command run in the container before the commit.
+CHANGES_python=(
+    'CMD ["python3"]'
+)
+# python:*-slim has neither wget nor curl: a healthcheck relying on them must fail
+# with the stand-in too.
+PREP_python='rm -f /usr/bin/wget /usr/bin/curl'
+STOP_python=''
+CHANGES_postgres=(
+    'ENV PG_MAJOR=15'
+    'ENV PGDATA=/var/lib/postgresql/data'
+    'ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+    'VOLUME /var/lib/postgresql/data'
+    'ENTRYPOINT ["docker-entrypoint.sh"]'
+    'EXPOSE 5432'
+    'CMD ["postgres"]'
+)
+STOP_postgres=SIGINT
+PREP_postgres=''
+CHANGES_nginx=(
+    'ENTRYPOINT ["/docker-entrypoint.sh"]'
+    'EXPOSE 80'
+    'CMD ["nginx", "-g", "daemon off;"]'
+)
+STOP_nginx=SIGQUIT
+PREP_nginx=''
+
+COMMON_TAG="xtask-e2e/standin-common:$SUITE"
+recipe_hash() {
+    (
+        echo "$ROOTFS_KEY"
+        declare -p CHANGES_python PREP_python STOP_python CHANGES_postgres PREP_postgres \
+            STOP_postgres CHANGES_nginx PREP_nginx STOP_nginx
+        cd "$here/standin" && find . -type f | LC_ALL=C sort | xargs sha256sum
+    ) | sha
+}
+
+ensure_common_image() {
+    if have_image "$COMMON_TAG" && [ "$(image_label "$COMMON_TAG" "$LABEL.recipe")" = "$RECIPE" ]; then
         return
     fi
-    log "building $tag"
-    old=$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
+    log "building $COMMON_TAG"
+    local old t0=$SECONDS
+    old=$(docker image inspect --format '{{.Id}}' "$COMMON_TAG" 2>/dev/null || true)
     # The classic builder works with every engine and needs no buildx plugin.
     DOCKER_BUILDKIT=0 docker build --force-rm -q \
-        --build-arg "ROOTFS=$ROOTFS_TAG" --target "$target" \
-        --label "$LABEL.recipe=$recipe" -t "$tag" "$here/standin" >/dev/null 2>"$cache/build-$target.log" \
-        || { cat "$cache/build-$target.log" >&2; die "building $tag failed"; }
-    local new
-    new=$(docker image inspect --format '{{.Id}}' "$tag")
-    if [ -n "$old" ] && [ "$old" != "$new" ]; then
+        --build-arg "ROOTFS=$ROOTFS_TAG" --label "$LABEL.recipe=$RECIPE" \
+        -t "$COMMON_TAG" "$here/standin" >/dev/null 2>"$cache/build-standin.log" \
+        || { cat "$cache/build-standin.log" >&2; die "building $COMMON_TAG failed"; }
+    remove_if_replaced "$old" "$COMMON_TAG"
+    log "build took $((SECONDS - t0))s"
+}
+
+remove_if_replaced() {
+    local old=$1 tag=$2
+    if [ -n "$old" ] && [ "$old" != "$(docker image inspect --format '{{.Id}}' "$tag")" ]; then
         docker rmi "$old" >/dev/null 2>&1 || true
     fi
 }
 
+build_standin() {
+    local key=$1 tag=${STANDIN[$1]} target=${TARGET[$1]} old container
+    if have_image "$tag" && [ "$(image_label "$tag" "$LABEL.recipe")" = "$RECIPE" ]; then
+        log "$tag is up to date"
+        return
+    fi
+    ensure_common_image
+    log "creating $tag"
+    old=$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
+    local -n changes="CHANGES_$target"
+    local prep_var="PREP_$target" stop_var="STOP_$target"
+    local args=() create=(--name "xtask-e2e-standin-$target-$$" --network none --entrypoint "") c
+    for c in "${changes[@]}" "LABEL $LABEL.recipe=$RECIPE"; do args+=(--change "$c"); done
+    [ -z "${!stop_var}" ] || create+=(--stop-signal "${!stop_var}")
+    container="xtask-e2e-standin-$target-$$"
+    # The container's entrypoint (none) and command are replaced by the --change lines.
+    if [ -n "${!prep_var}" ]; then
+        docker run "${create[@]}" "$COMMON_TAG" /bin/sh -c "${!prep_var}" >&2 \
+            || { docker rm -f "$container" >/dev/null 2>&1; die "preparing $tag failed"; }
+    else
+        docker create "${create[@]}" "$COMMON_TAG" true >/dev/null
+    fi
+    docker commit "${args[@]}" "$container" "$tag" >/dev/null \
+        || { docker rm -f "$container" >/dev/null 2>&1; die "committing $tag failed"; }
+    docker rm -f "$container" >/dev/null
+    remove_if_replaced "$old" "$tag"
+}
+
 if [ "${#needed[@]}" -gt 0 ]; then
     ensure_rootfs_image
+    RECIPE=$(recipe_hash)
     for key in "${needed[@]}"; do
         build_standin "$key"
         RESULT[$key]=${STANDIN[$key]}
