@@ -25,7 +25,7 @@ log() { echo "smoke: $*" >&2; }
 fail() { log "FAIL: $*"; exit 1; }
 
 cleanup() {
-    docker rm -f "$id-db" "$id-nginx" >/dev/null 2>&1 || true
+    docker rm -f -v "$id-db" "$id-nginx" >/dev/null 2>&1 || true
     docker volume rm "$id-pgdata" >/dev/null 2>&1 || true
     docker network rm "$id" >/dev/null 2>&1 || true
     docker rmi "$id:app" >/dev/null 2>&1 || true

@@ -121,7 +121,7 @@ flock 9
 [ -f "$req" ] || die "requirements file not found: $req"
 stamp=$( (printf '%s\n' "$pyver" "$glibc" "${EXTRAS[@]}"; cat "$req"; cat "$here/wheelhouse.py") | sha256sum | cut -c1-16)
 if [ "$(cat "$dir/.stamp" 2>/dev/null)" = "$stamp" ] && [ -s "$dir/simple/index.html" ]; then
-    log "up to date: $dir ($(ls "$dir/files" | wc -l) files)"
+    log "up to date: $dir ($(find "$dir/files" -type f | wc -l) files)"
 else
     t0=$SECONDS
     log "downloading wheels for Python $pyver, glibc $glibc, from $req"
@@ -134,7 +134,7 @@ else
         || die "pip download failed for ${EXTRAS[*]}"
     "$PY" "$here/wheelhouse.py" index "$dir"
     echo "$stamp" > "$dir/.stamp"
-    log "downloaded $(ls "$dir/files" | wc -l) files in $((SECONDS - t0))s"
+    log "downloaded $(find "$dir/files" -type f | wc -l) files in $((SECONDS - t0))s"
 fi
 
 if [ "$cmd" = build ]; then

@@ -17,6 +17,7 @@ if [ "$1" = "nginx" ] || [ "$1" = "nginx-debug" ]; then
     output_dir="${NGINX_ENVSUBST_OUTPUT_DIR:-/etc/nginx/conf.d}"
     if [ -d "$template_dir" ]; then
         # Substitute only variables that are defined, as upstream does.
+        # shellcheck disable=SC2016,SC2046
         defined_envs=$(printf '${%s} ' $(env | cut -d= -f1))
         for template in $(find "$template_dir" -follow -type f -name "*$suffix" | sort); do
             relative_path="${template#"$template_dir/"}"

@@ -47,11 +47,12 @@ if [ "$1" = 'postgres' ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
     pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -p ${PGPORT:-5432}" -w start
     psql_cmd=(psql -v ON_ERROR_STOP=1 --no-psqlrc --username "$POSTGRES_USER" --no-password)
     if [ "$POSTGRES_DB" != 'postgres' ]; then
-        PGPASSWORD= "${psql_cmd[@]}" --dbname postgres --set db="$POSTGRES_DB" <<<'CREATE DATABASE :"db";'
+        "${psql_cmd[@]}" --dbname postgres --set db="$POSTGRES_DB" <<<'CREATE DATABASE :"db";'
     fi
     for f in /docker-entrypoint-initdb.d/*; do
         case "$f" in
             *.sh)
+                # shellcheck disable=SC1090
                 if [ -x "$f" ]; then "$f"; else . "$f"; fi ;;
             *.sql)
                 "${psql_cmd[@]}" --dbname "$POSTGRES_DB" -f "$f" ;;
