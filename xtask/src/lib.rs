@@ -14,6 +14,7 @@ pub mod preflight;
 pub mod release;
 pub mod run_error;
 pub mod runner;
+pub mod sha256;
 pub mod sink;
 pub mod stack;
 pub mod tools;

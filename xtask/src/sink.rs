@@ -5,15 +5,15 @@
 
 use std::ffi::OsString;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 
 use anyhow::{Context as _, Result};
 use duct::ReaderHandle;
-use sha2::{Digest, Sha256};
 
 use crate::plan::Sink;
+use crate::sha256;
 
 /// What a file's `.sha256` says about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,29 +54,17 @@ pub(crate) fn run(sink: &Sink, start: impl FnOnce() -> Result<ReaderHandle>) -> 
 fn stream(start: impl FnOnce() -> Result<ReaderHandle>, partial: &Path) -> Result<(ExitStatus, String)> {
     let mut file = File::create(partial).with_context(|| format!("cannot create {}", partial.display()))?;
     let reader = start()?;
-    let mut hasher = Sha256::new();
-    let copied = copy_hashing(&mut &reader, &mut file, &mut hasher).and_then(|()| file.sync_all());
-    if let Err(error) = copied {
-        // Stop the child: its output has nowhere to go.
-        let _ = reader.kill();
-        return Err(error).with_context(|| format!("cannot write {}", partial.display()));
-    }
+    let copied = sha256::copy(&mut &reader, &mut file);
+    let digest = match copied.and_then(|(_, digest)| file.sync_all().map(|()| digest)) {
+        Ok(digest) => digest,
+        Err(error) => {
+            // Stop the child: its output has nowhere to go.
+            let _ = reader.kill();
+            return Err(error).with_context(|| format!("cannot write {}", partial.display()));
+        }
+    };
     let status = reader.try_wait()?.map(|output| output.status).context("the child did not finish")?;
-    Ok((status, hex(&hasher.finalize())))
-}
-
-fn copy_hashing(from: &mut impl Read, to: &mut impl Write, hasher: &mut Sha256) -> io::Result<()> {
-    let mut buffer = vec![0; 256 * 1024];
-    loop {
-        let read = match from.read(&mut buffer) {
-            Ok(0) => return Ok(()),
-            Ok(read) => read,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(error),
-        };
-        hasher.update(&buffer[..read]);
-        to.write_all(&buffer[..read])?;
-    }
+    Ok((status, digest))
 }
 
 /// Puts the checksum in place first, then the file: a file that is there always has
@@ -86,7 +74,7 @@ fn finish(sink: &Sink, partial: &Path, digest: &str) -> Result<()> {
         let name = sink.path.file_name().unwrap_or_default().to_string_lossy();
         let sums = checksum_path(&sink.path);
         let sums_partial = hidden(&sums, ".partial");
-        fs::write(&sums_partial, format!("{digest}  {name}\n"))
+        fs::write(&sums_partial, sha256::line(digest, &name))
             .with_context(|| format!("cannot write {}", sums_partial.display()))?;
         rename(&sums_partial, &sums)?;
     }
@@ -105,19 +93,11 @@ pub fn verify(file: &Path) -> Result<Checksum> {
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Checksum::Missing),
         Err(error) => return Err(error).with_context(|| format!("cannot read {}", sums.display())),
     };
-    let recorded = recorded.split_whitespace().next().unwrap_or_default().to_ascii_lowercase();
-    Ok(if sha256_file(file)? == recorded { Checksum::Ok } else { Checksum::Mismatch })
-}
-
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    io::copy(&mut file, &mut hasher).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(hex(&hasher.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    // `sha256sum -c` takes upper-case digests too.
+    let first = recorded.lines().next().unwrap_or_default().to_ascii_lowercase();
+    let Some((recorded, _)) = sha256::parse_line(&first) else { return Ok(Checksum::Mismatch) };
+    let (_, actual) = sha256::hash_file(file).with_context(|| format!("cannot read {}", file.display()))?;
+    Ok(if actual == recorded { Checksum::Ok } else { Checksum::Mismatch })
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -171,7 +151,7 @@ mod tests {
         let file = dir.path().join("x.dump");
         fs::write(&file, "abc").unwrap();
         assert_eq!(verify(&file).unwrap(), Checksum::Missing);
-        fs::write(checksum_path(&file), format!("{}  x.dump\n", sha256_file(&file).unwrap())).unwrap();
+        fs::write(checksum_path(&file), sha256::line(&sha256::hash_file(&file).unwrap().1, "x.dump")).unwrap();
         assert_eq!(verify(&file).unwrap(), Checksum::Ok);
         fs::write(&file, "abd").unwrap();
         assert_eq!(verify(&file).unwrap(), Checksum::Mismatch);

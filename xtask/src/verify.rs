@@ -15,6 +15,7 @@ use crate::context::Context;
 use crate::release::checksums::{self, Sums};
 use crate::release::manifest::{self, Artifact, Manifest};
 use crate::release::user_path;
+use crate::sha256;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
@@ -109,7 +110,7 @@ fn check(dir: &Path, file: &str, sum: Option<&String>, artifact: Option<&Artifac
     }
     let expected = sum.or(artifact.map(|a| &a.sha256)).expect("a listed file is in one list at least");
     let mismatch = |detail: String| Problem::Mismatch { file: file.to_owned(), detail };
-    match checksums::hash_file(&dir.join(file)) {
+    match sha256::hash_file(&dir.join(file)) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => problems.push(Problem::Missing { file: file.to_owned() }),
         Err(e) => problems.push(mismatch(format!("cannot read it: {e}"))),
         Ok((_, actual)) if actual != *expected => {

@@ -1,12 +1,12 @@
-//! SHA256SUMS in the format `sha256sum -c` reads, and hashing bytes on their way to a file.
+//! SHA256SUMS: one `sha256sum` line per artifact of the release directory.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
-use sha2::{Digest, Sha256};
+
+use crate::sha256;
 
 pub const FILE_NAME: &str = "SHA256SUMS";
 
@@ -15,14 +15,14 @@ pub type Sums = BTreeMap<String, String>;
 
 /// One `<hex>  <file>` line per file, sorted by name, each ending in a newline, nothing else.
 pub fn format(sums: &Sums) -> String {
-    sums.iter().map(|(file, hex)| format!("{hex}  {file}\n")).collect()
+    sums.iter().map(|(file, hex)| sha256::line(hex, file)).collect()
 }
 
 /// Reads what [`format`] writes (and `sha256sum`'s ` *name` binary marker).
 pub fn parse(text: &str, source: &Path) -> Result<Sums> {
     let mut sums = Sums::new();
     for (number, line) in text.lines().enumerate() {
-        let Some((hex, file)) = parse_line(line) else {
+        let Some((hex, file)) = sha256::parse_line(line).filter(|&(_, file)| is_plain_name(file)) else {
             bail!(
                 "{} line {}: expected `<sha256>  <file>`, found {line:?}: fix or delete that line",
                 source.display(),
@@ -34,13 +34,6 @@ pub fn parse(text: &str, source: &Path) -> Result<Sums> {
         }
     }
     Ok(sums)
-}
-
-fn parse_line(line: &str) -> Option<(&str, &str)> {
-    let (hex, rest) = line.split_at_checked(64)?;
-    let file = rest.strip_prefix("  ").or_else(|| rest.strip_prefix(" *"))?;
-    let hex_ok = hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    (hex_ok && is_plain_name(file)).then_some((hex, file))
 }
 
 /// A file directly in the release directory: no path, nothing a shell or `sha256sum` escapes.
@@ -56,49 +49,6 @@ pub fn read(dir: &Path) -> Result<Sums> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Sums::new()),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
-}
-
-/// The size and SHA-256 of a file, read in large chunks.
-pub fn hash_file(path: &Path) -> io::Result<(u64, String)> {
-    let mut writer = HashingWriter::new(io::sink());
-    io::copy(&mut File::open(path)?, &mut writer)?;
-    Ok(writer.finish())
-}
-
-/// Passes bytes through to `inner`, hashing and counting them, so an artifact is hashed
-/// as it is written instead of being read back.
-pub struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    len: u64,
-}
-
-impl<W: Write> HashingWriter<W> {
-    pub fn new(inner: W) -> HashingWriter<W> {
-        HashingWriter { inner, hasher: Sha256::new(), len: 0 }
-    }
-
-    /// The byte count and lower-case hex digest of everything written.
-    pub fn finish(self) -> (u64, String) {
-        (self.len, hex(&self.hasher.finalize()))
-    }
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -136,14 +86,5 @@ mod tests {
         }
         let twice = parse(&format!("{A}  x\n{B}  x\n"), Path::new("S")).unwrap_err().to_string();
         assert!(twice.contains("lists x twice"), "{twice}");
-    }
-
-    #[test]
-    fn the_writer_hashes_what_passes_through() {
-        let mut writer = HashingWriter::new(Vec::new());
-        writer.write_all(b"abc").unwrap();
-        let (len, digest) = writer.finish();
-        assert_eq!(len, 3);
-        assert_eq!(digest, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }

@@ -23,13 +23,13 @@ use std::time::Instant;
 use anyhow::{bail, Context as _, Result};
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 
-use self::checksums::HashingWriter;
 use self::manifest::{Artifact, Manifest, Release};
 use self::staging::Staged;
 use self::tree::Entry;
 use self::version::Source;
 use crate::cli::ReleaseArgs;
 use crate::context::Context;
+use crate::sha256::{self, HashingWriter};
 use crate::{compose, runner};
 
 /// What the command line asks for, checked and with paths made absolute.
@@ -215,7 +215,7 @@ fn unpublished(dir: &Path, built: &[Built]) -> Result<Vec<bool>> {
 }
 
 fn same_hash(path: &Path, sha256: &str) -> Result<bool> {
-    let (_, actual) = checksums::hash_file(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (_, actual) = sha256::hash_file(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(actual == sha256)
 }
 
