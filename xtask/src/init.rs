@@ -7,11 +7,12 @@ use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, Write as _};
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 
 use crate::cli::InitArgs;
+use crate::clock;
 use crate::compose::Stack;
 use crate::context::Context;
 use crate::envfile;
@@ -179,7 +180,7 @@ fn random(alphabet: &[u8], len: usize) -> Result<String> {
 /// Copies `path` to `<path>.bak-<UTC time>` (`-2`, `-3`, ... when that exists), private like the original.
 fn back_up(path: &Path) -> Result<PathBuf> {
     let old = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let stem = format!("{}.bak-{}", path.display(), utc_stamp(SystemTime::now()));
+    let stem = format!("{}.bak-{}", path.display(), clock::stamp(SystemTime::now()));
     for n in 1..=100 {
         let backup = PathBuf::from(if n == 1 { stem.clone() } else { format!("{stem}-{n}") });
         match write_new(&backup, &old) {
@@ -217,30 +218,8 @@ fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
     file.sync_all()
 }
 
-/// `20250131T235959Z`: sortable, and free of characters a file name would need quoted for.
-fn utc_stamp(at: SystemTime) -> String {
-    let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = date_from_days(days as i64);
-    format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
-}
-
-/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to year, month, day.
-fn date_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
-}
-
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
@@ -281,11 +260,5 @@ mod tests {
         ] {
             assert!(host_name("--host", bad, "e").is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn stamps_are_utc_calendar_times() {
-        assert_eq!(date_from_days(11_016), (2000, 2, 29));
-        assert_eq!(utc_stamp(UNIX_EPOCH + Duration::from_secs(1_738_367_999)), "20250131T235959Z");
     }
 }

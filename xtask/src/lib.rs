@@ -3,6 +3,7 @@
 pub mod check;
 pub mod ci;
 pub mod cli;
+pub mod clock;
 pub mod compose;
 pub mod context;
 pub mod db;

@@ -6,10 +6,12 @@ mod target;
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use anyhow::{bail, Context as _, Result};
 
 use crate::cli::{DbArgs, DbBackupArgs, DbCommand, DbListArgs, DbRestoreArgs, StackArgs};
+use crate::clock;
 use crate::context::Context;
 use crate::plan::{Plan, Sink, Task};
 use crate::runner;
@@ -37,7 +39,7 @@ pub fn db(cx: &Context, args: DbArgs) -> Result<()> {
 fn backup(cx: &Context, args: DbBackupArgs) -> Result<()> {
     let db = Database::locate(cx, args.prod)?;
     let dir = backups_dir(cx, args.out.as_deref())?;
-    let path = dir.join(format!("{}-{}.dump", file_safe(&db.name), human::stamp_now()));
+    let path = dir.join(format!("{}-{}.dump", file_safe(&db.name), clock::stamp(SystemTime::now())));
     if path.exists() {
         bail!("{} already exists: run the backup again in a second", path.display());
     }
@@ -130,7 +132,7 @@ fn summary(cx: &Context, db: &Database, file: &Path) -> Result<String> {
 /// When the backup was taken: the stamp in its name, else its modification time.
 fn taken(file: &Path, meta: &fs::Metadata) -> String {
     let name = file.file_name().unwrap_or_default().to_string_lossy();
-    human::time_from_name(&name).unwrap_or_else(|| meta.modified().map_or_else(|_| "unknown".into(), human::time))
+    human::time_from_name(&name).unwrap_or_else(|| meta.modified().map_or_else(|_| "unknown".into(), clock::readable))
 }
 
 /// One line of `db list`: name, size, time, checksum status.
