@@ -3,24 +3,20 @@
 #
 # usage: tests/django/nginx-smoke.sh [CONF]   (default: docker/nginx/default.conf)
 #
-# Runs nginx (as in nginx-t.sh: throwaway prefix, minimal nginx.conf) on a free
-# loopback port, with /srv replaced by a temporary tree holding a static file, its
-# hashed copy and .gz sibling, and an uploaded HTML file, and with the `web` upstream
-# replaced by a stub on another loopback port that echoes the request headers it got.
-# Then checks caching, gzip_static, inert media, dotfile denial, the proxy headers,
-# the body size limit and server_tokens with curl. Needs nginx, curl and python3.
+# Runs nginx (in a throwaway prefix with a minimal nginx.conf, see nginx-prefix.sh)
+# on a free loopback port, with /srv replaced by a temporary tree holding a static
+# file, its hashed copy and .gz sibling, and an uploaded HTML file, and with the `web`
+# upstream replaced by a stub on another loopback port that echoes the request headers
+# it got. Then checks caching, gzip_static, inert media, dotfile denial, the proxy
+# headers, the body size limit and server_tokens with curl. Needs nginx (installed
+# with apt-get when missing and run as root), curl and python3.
 # Ends with "nginx-smoke: N passed, N failed".
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-conf=${1:-$root/docker/nginx/default.conf}
+# shellcheck source=tests/django/nginx-prefix.sh
+source "$(dirname "${BASH_SOURCE[0]}")/nginx-prefix.sh" "$@"
 
-die() {
-    echo "nginx-smoke.sh: $*" >&2
-    exit 1
-}
-
-for tool in nginx curl python3; do
+for tool in curl python3; do
     command -v "$tool" >/dev/null || die "$tool is not installed"
 done
 
@@ -42,7 +38,8 @@ cleanup() {
 }
 trap cleanup EXIT
 chmod 755 "$work"
-mkdir -p "$work/conf.d" "$work/temp" "$work/srv/static/core" "$work/srv/media/uploads"
+nginx_prefix "$work" "$work/error.log"
+mkdir -p "$work/srv/static/core" "$work/srv/media/uploads"
 
 # Content to serve.
 css='body { color: #123456; margin: 0; padding: 0; }'
@@ -78,36 +75,12 @@ EOF
 pids+=($!)
 
 port=$(free_port)
-mime_types=/etc/nginx/mime.types
-[ -f "$mime_types" ] || die "no $mime_types"
-cat >"$work/nginx.conf" <<EOF
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/error.log notice;
-events { worker_connections 64; }
-http {
-    include $mime_types;
-    default_type application/octet-stream;
-    access_log off;
-    sendfile on;
-    client_body_temp_path $work/temp/client_body;
-    proxy_temp_path $work/temp/proxy;
-    fastcgi_temp_path $work/temp/fastcgi;
-    uwsgi_temp_path $work/temp/uwsgi;
-    scgi_temp_path $work/temp/scgi;
-    include $work/conf.d/*.conf;
-}
-EOF
 copy="$work/conf.d/default.conf"
 sed -E \
     -e "s/^([[:space:]]*server[[:space:]]+)web:8000/\\1127.0.0.1:$upstream_port/" \
     -e "s/^([[:space:]]*listen[[:space:]]+)80([[:space:];])/\\1127.0.0.1:$port\\2/" \
     -e "s#^([[:space:]]*root[[:space:]]+)/srv;#\\1$work/srv;#" \
     "$conf" >"$copy"
-if [ "$(id -u)" -eq 0 ]; then
-    # Workers run as nobody when started by root; keep it explicit.
-    sed -i "1i user nobody $(id -gn nobody 2>/dev/null || echo nogroup);" "$work/nginx.conf"
-fi
 
 nginx -p "$work/" -c "$work/nginx.conf" -e "$work/error.log" || {
     cat "$work/error.log" >&2
