@@ -57,20 +57,68 @@ mod stack_check {
     fn compose_config(env: &str, example: &str, files: &[&str]) -> Value {
         ok(system::require(&[&system::DOCKER]));
         let project = scratch_project(env, example);
+        let config = ok(tools::compose_v2());
         let compose = |args: &[&str]| {
             let mut command = Command::new("docker");
-            command.env("DOCKER_CONFIG", ok(tools::compose_v2())).env("WEB_IMAGE", "stack-check-web");
-            command.args(["compose", "--project-name", "stack-check", "--project-directory"]).arg(project.path());
-            command.arg("--env-file").arg(project.path().join(env));
-            for file in files {
-                command.arg("-f").arg(root().join(file));
-            }
-            command.args(args);
+            command.env("DOCKER_CONFIG", &config).env("WEB_IMAGE", "stack-check-web");
+            command.arg("compose").args(global_args(project.path(), env, files)).args(args);
             command
         };
-        assert_success(&mut compose(&["config", "-q"]));
+        assert_clean(&mut compose(&["config", "-q"]));
         let out = assert_success(&mut compose(&["config", "--format", "json"]));
         serde_json::from_slice(&out.stdout).expect("compose config prints JSON")
+    }
+
+    /// The flags the xtask gives every Compose command: project name, directory, env file, files.
+    fn global_args(project: &Path, env: &str, files: &[&str]) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = vec!["--project-name".into(), "stack-check".into()];
+        args.extend(["--project-directory".into(), project.as_os_str().to_owned()]);
+        args.extend(["--env-file".into(), project.join(env).into_os_string()]);
+        for file in files {
+            args.extend(["-f".into(), root().join(file).into_os_string()]);
+        }
+        args
+    }
+
+    /// Succeeds and says nothing: a warning (an obsolete key, an unset variable) is a failure.
+    fn assert_clean(command: &mut Command) {
+        let out = assert_success(command);
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(said.trim().is_empty(), "{command:?} printed:\n{said}");
+    }
+
+    const STACKS: [(&str, &str, &[&str]); 3] = [
+        (".env", ".env.example", &["docker/compose.yml"]),
+        (".env.prod", ".env.prod.example", &["docker/compose.prod.yml"]),
+        (".env.prod", ".env.prod.example", &["docker/compose.prod.yml", "docker/compose.db.yml"]),
+    ];
+
+    /// Standalone Compose v1 is the xtask's fallback, so it must accept the same files.
+    #[test]
+    fn compose_config_v1() {
+        let Some(v1) = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|dir| dir.join("docker-compose"))
+            .find(|path| path.is_file())
+        else {
+            eprintln!("compose_config_v1: skipped: no standalone docker-compose (v1) on PATH, so no fallback to check");
+            return;
+        };
+        for (env, example, files) in STACKS {
+            let project = scratch_project(env, example);
+            let mut command = Command::new(&v1);
+            command.env("WEB_IMAGE", "stack-check-web").args(global_args(project.path(), env, files));
+            assert_clean(command.args(["config", "-q"]));
+        }
+    }
+
+    /// Compose v2 warns that `version:` is obsolete; the files carry none.
+    #[test]
+    fn compose_config_files_have_no_version_key() {
+        for file in ["docker/compose.yml", "docker/compose.prod.yml", "docker/compose.db.yml"] {
+            let text = fs::read_to_string(root().join(file)).expect("a compose file");
+            let yaml: serde_yaml::Value = serde_yaml::from_str(&text).expect("valid YAML");
+            assert!(yaml.get("version").is_none(), "{file} has a version: key");
+        }
     }
 
     fn published(config: &Value) -> Vec<String> {
