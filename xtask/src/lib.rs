@@ -22,8 +22,3 @@ pub mod tools;
 pub mod verify;
 
 pub use context::Context;
-
-/// Commands whose names are reserved but that this build does not provide.
-pub fn not_yet(name: &str) -> anyhow::Result<()> {
-    anyhow::bail!("`cargo xtask {name}` is not available in this version")
-}
