@@ -34,3 +34,7 @@ errorlog = "-"
 worker_tmp_dir = "/dev/shm"
 timeout = 30
 graceful_timeout = 30
+# Gunicorn's control socket (for `gunicornc`, on by default since 25.1) would go to
+# $HOME/.gunicorn, i.e. /app/.gunicorn, which the app user cannot create. Docker already
+# manages the process; nothing here uses gunicornc.
+control_socket_disable = True
