@@ -216,7 +216,8 @@ mod workflow_check {
             ("# workflows", "cargo test -p xtask --test workflows -- workflow_check::".to_owned()),
             (
                 "# e2e, when a Docker engine answers",
-                "cargo test -p xtask --test e2e -- --ignored --nocapture '--test-threads=1'".to_owned(),
+                "cargo test -p xtask --test e2e --test db_engine -- --ignored --nocapture '--test-threads=1'"
+                    .to_owned(),
             ),
         ];
         let lines: Vec<&str> = stdout.lines().collect();

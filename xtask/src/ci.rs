@@ -67,6 +67,9 @@ pub fn plan(cx: &Context) -> Vec<Check> {
     let stack = |filter: &str| cargo(&["test", "-p", "xtask", "--test", "stack", "--", filter]);
     let lint = needs(&[&PYTHON_VENV]).pip_tools();
     let e2e = needs(&[&PYTHON_VENV, &DOCKER, &DEBOOTSTRAP]).pip_tools().engine();
+    // The end-to-end scenarios and the database tests on a real engine, one at a time.
+    let engine_tests = cargo(&["test", "-p", "xtask", "--test", "e2e", "--test", "db_engine", "--", "--ignored"])
+        .args(["--nocapture", "--test-threads=1"]);
     vec![
         check("fmt", cargo(&["fmt", "--all", "--check"]), needs(&[])),
         check("clippy", cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]), needs(&[])),
@@ -79,11 +82,7 @@ pub fn plan(cx: &Context) -> Vec<Check> {
         check("django postgres", stack("stack_check::django_postgres"), needs(&[&PYTHON_VENV, &POSTGRES])),
         check("preflight", stack("stack_check::preflight"), needs(&[])),
         check("workflows", cargo(&["test", "-p", "xtask", "--test", "workflows", "--", "workflow_check::"]), lint),
-        check(
-            "e2e",
-            cargo(&["test", "-p", "xtask", "--test", "e2e", "--", "--ignored", "--nocapture", "--test-threads=1"]),
-            e2e,
-        ),
+        check("e2e", engine_tests, e2e),
     ]
 }
 
