@@ -1,0 +1,254 @@
+//! End-to-end scenarios: the real xtask binary drives real Compose stacks on a Docker
+//! engine, in a scratch copy of the project (see tests/e2e/harness.rs), and the answers are
+//! checked from the host over HTTP on 127.0.0.1.
+//!
+//! Ignored by plain `cargo test`. Run with
+//! `cargo test -p xtask --test e2e -- --ignored --nocapture --test-threads=1`;
+//! timings are printed to stderr as `e2e: <what>: <seconds>s`.
+//!
+//! Without a registry, tests/e2e/support/base-images.sh provides local stand-ins for the
+//! base images and wheelhouse.sh serves the wheels; the xtask gets them through the
+//! PYTHON_IMAGE, POSTGRES_IMAGE, NGINX_IMAGE, PIP_INDEX_URL and BUILD_NETWORK variables,
+//! so the compose files and the Dockerfile are the ones users run.
+
+#[path = "e2e/harness.rs"]
+mod harness;
+#[path = "e2e/http.rs"]
+mod http;
+
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+use std::process::Command;
+
+use harness::{docker, docker_ok, text, Project};
+use http::Response;
+
+/// The uid the web image runs as.
+const APP_UID: &str = "10001";
+
+// --- scenario 2: prod --------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs a Docker engine; run with --ignored"]
+fn prod_serves_pages_static_and_media_through_nginx_only() {
+    let web_port_answered = http::answers(8000);
+    let (project, port) = running_prod("prod");
+    let secret = project.env_value(".env.prod", "SECRET_KEY");
+    project.ok(&["migrate", "--prod"]);
+    project.ok(&["collectstatic", "--prod"]);
+
+    // The page comes from gunicorn through nginx.
+    let home = get_ok(port, "/");
+    assert!(home.text().contains("<h1>It works</h1>"), "unexpected home page:\n{home}");
+    assert_eq!(home.header("server"), Some("nginx"), "not answered by nginx:\n{home}");
+
+    // A hashed static file: the bytes collectstatic wrote, cached for a year, gzipped on request.
+    let css = http::between(&home.text(), "href=\"/static/", "\"").expect("the page links its stylesheet").to_owned();
+    assert!(is_hashed(&css), "the stylesheet URL carries no content hash: {css}");
+    let web = project.container("prod", "web");
+    let on_volume = exec_bytes(&web, &format!("/app/staticfiles/{css}"));
+    let plain = get_ok(port, &format!("/static/{css}"));
+    assert!(plain.body == on_volume, "/static/{css} differs from the collected file");
+    let cache = plain.header("cache-control").unwrap_or_default();
+    assert!(cache.contains("max-age=31536000") && cache.contains("immutable"), "Cache-Control: {cache}");
+    assert_eq!(plain.header("content-encoding"), None);
+    let gzipped = http::request(port, "GET", &format!("/static/{css}"), &[("Accept-Encoding", "gzip")], &[]).unwrap();
+    assert_eq!(gzipped.status, 200);
+    assert_eq!(gzipped.header("content-encoding"), Some("gzip"), "{gzipped}");
+    assert!(gunzip(&gzipped.body) == on_volume, "the gzipped answer does not unpack to the collected file");
+    let precompressed = exec_bytes(&web, &format!("/app/staticfiles/{css}.gz"));
+    assert!(gzipped.body == precompressed, "nginx did not serve the precompressed .gz sibling");
+
+    // An upload lands in the media volume and nginx serves it.
+    let csrf = Csrf::fetch(port);
+    let content = format!("uploaded through the app by {}\n", project.name);
+    let stored = upload(port, &csrf, "e2e-note.txt", content.as_bytes());
+    assert_eq!(stored.status, 302, "upload refused:\n{stored}");
+    let url = media_url(port, "e2e-note.txt").expect("the upload is listed");
+    assert_eq!(text(&exec_bytes(&web, &format!("/app{url}"))), content, "the upload is not in the media volume");
+    let media = get_ok(port, &url);
+    assert_eq!(media.text(), content);
+    assert_eq!(media.header("content-disposition"), Some("attachment"));
+    assert_eq!(media.header("x-content-type-options"), Some("nosniff"));
+
+    // Only nginx is published.
+    let nginx = project.container("prod", "nginx");
+    let db = project.container("prod", "db");
+    assert_eq!(host_ports(&web), Vec::<String>::new(), "web is published");
+    assert_eq!(host_ports(&db), Vec::<String>::new(), "db is published");
+    assert_eq!(host_ports(&nginx), [port.to_string()], "nginx is published elsewhere");
+    assert_eq!(http::answers(8000), web_port_answered, "something started answering on the host's port 8000");
+    let direct = http::get(port, "/nginx-healthz").unwrap();
+    assert_eq!(direct.status, 403, "nginx's own probe answers the host:\n{direct}");
+
+    // The web process runs as the app user, and gunicorn starts cleanly.
+    let pid = docker_ok(&["inspect", "--format", "{{.State.Pid}}", &web]);
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uids: Vec<&str> = status.lines().find_map(|l| l.strip_prefix("Uid:")).unwrap().split_whitespace().collect();
+    assert_eq!(uids, [APP_UID; 4], "the web process is not the app user");
+    assert_eq!(docker_ok(&["exec", &web, "id", "-u"]), APP_UID);
+    let logs = docker(&["logs", &web]);
+    let logs = text(&logs.stdout) + &text(&logs.stderr);
+    assert!(logs.contains("Booting worker"), "gunicorn did not start its workers:\n{logs}");
+    for bad in ["Permission denied", "Control server error", "Traceback"] {
+        assert!(!logs.contains(bad), "the web log says {bad:?}:\n{logs}");
+    }
+
+    // The secret reaches the containers at run time only, never an image layer.
+    assert_secret_in_no_layer(&project, &project.web_image(), &secret);
+}
+
+// --- scenario 5: preflight ---------------------------------------------------------------
+
+#[test]
+#[ignore = "needs a Docker engine; run with --ignored"]
+fn prod_with_debug_on_is_refused_before_anything_is_created() {
+    let project = Project::new("preflight");
+    project.init_prod();
+    project.set_env(".env.prod", "DEBUG", "1");
+    let out = project.xtask(&["prod", "--with-db"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "prod with DEBUG=1 was not refused:\n{stderr}");
+    assert!(stderr.contains("DEBUG=1") && stderr.contains("nothing was started"), "{stderr}");
+    assert_stack_gone(&project, "prod");
+    assert!(!docker(&["image", "inspect", &project.web_image()]).status.success(), "the web image was built");
+}
+
+// --- helpers -----------------------------------------------------------------------------
+
+/// `GET path`, which must answer 200.
+fn get_ok(port: u16, path: &str) -> Response {
+    let response = http::get(port, path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    assert_eq!(response.status, 200, "GET {path}:\n{response}");
+    response
+}
+
+/// A scratch project whose production stack, with the bundled database, is up and
+/// healthy; returns it with its HTTP port.
+fn running_prod(scenario: &str) -> (Project, u16) {
+    let project = Project::new(scenario);
+    let port = project.init_prod();
+    project.timed("cold start to healthy", &["prod", "--with-db"]);
+    (project, port)
+}
+
+/// The CSRF cookie and a form token, taken from the upload page.
+struct Csrf {
+    cookie: String,
+    token: String,
+}
+
+impl Csrf {
+    fn fetch(port: u16) -> Csrf {
+        let form = get_ok(port, "/uploads/");
+        let cookie = form.cookie("csrftoken").unwrap_or_else(|| panic!("no csrftoken cookie:\n{form}"));
+        let page = form.text();
+        let token = http::between(&page, "name=\"csrfmiddlewaretoken\" value=\"", "\"").expect("a CSRF form field");
+        Csrf { cookie, token: token.to_owned() }
+    }
+}
+
+fn upload(port: u16, csrf: &Csrf, name: &str, content: &[u8]) -> Response {
+    upload_bytes(port, csrf, name, content).unwrap_or_else(|e| panic!("upload of {name}: {e}"))
+}
+
+/// Posts the upload form. The cookie is Secure, so it is copied into the header by hand.
+fn upload_bytes(port: u16, csrf: &Csrf, name: &str, content: &[u8]) -> std::io::Result<Response> {
+    let (content_type, body) = http::multipart(&[("csrfmiddlewaretoken", &csrf.token)], "file", name, content);
+    let cookie = format!("csrftoken={}", csrf.cookie);
+    http::request(port, "POST", "/uploads/", &[("Content-Type", &content_type), ("Cookie", &cookie)], &body)
+}
+
+/// The /media/ URL the upload list gives for a file uploaded as `name`.
+fn media_url(port: u16, name: &str) -> Option<String> {
+    let page = get_ok(port, "/uploads/").text();
+    page.split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .find(|url| url.starts_with("/media/") && url.rsplit('/').next() == Some(name))
+        .map(str::to_owned)
+}
+
+/// A static name like site.0123456789ab.css.
+fn is_hashed(name: &str) -> bool {
+    let parts: Vec<&str> = name.rsplit('/').next().unwrap_or(name).split('.').collect();
+    parts.len() >= 3 && {
+        let hash = parts[parts.len() - 2];
+        hash.len() == 12 && hash.bytes().all(|b| b.is_ascii_hexdigit())
+    }
+}
+
+/// The bytes of a file in a running container.
+fn exec_bytes(container: &str, path: &str) -> Vec<u8> {
+    let out = docker(&["exec", container, "cat", path]);
+    assert!(out.status.success(), "cannot read {path}: {}", text(&out.stderr));
+    out.stdout
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes).read_to_end(&mut out).expect("a valid gzip stream");
+    out
+}
+
+/// The host ports a container's ports are published on.
+fn host_ports(container: &str) -> Vec<String> {
+    let json = docker_ok(&["inspect", "--format", "{{json .NetworkSettings.Ports}}", container]);
+    let ports: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let mut found: Vec<String> = ports
+        .as_object()
+        .into_iter()
+        .flat_map(|map| map.values())
+        .filter_map(|bindings| bindings.as_array())
+        .flatten()
+        .filter_map(|b| b["HostPort"].as_str().map(str::to_owned))
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// No container, network or volume of the stack is left.
+fn assert_stack_gone(project: &Project, stack: &str) {
+    assert_eq!(project.containers(stack, None), Vec::<String>::new(), "containers of the {stack} stack exist");
+    assert_eq!(project.networks(stack), Vec::<String>::new(), "networks of the {stack} stack exist");
+    assert_eq!(project.volumes(stack), Vec::<String>::new(), "volumes of the {stack} stack exist");
+}
+
+/// `docker save`s the image and searches every file of it, each layer tar included, for
+/// `secret`. A string known to be in the code must be found, or the search proves nothing.
+fn assert_secret_in_no_layer(project: &Project, image: &str, secret: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("image.tar");
+    docker_ok(&["save", "--output", &saved.to_string_lossy(), image]);
+    let unpacked = dir.path().join("unpacked");
+    fs::create_dir(&unpacked).unwrap();
+    let untar = Command::new("tar").arg("-xf").arg(&saved).arg("-C").arg(&unpacked).status().unwrap();
+    assert!(untar.success(), "cannot unpack the saved image");
+    fs::remove_file(&saved).unwrap();
+    let layers = walk(&unpacked).into_iter().filter(|p| p.ends_with("layer.tar")).count();
+    let expected: Vec<String> =
+        serde_json::from_str(&docker_ok(&["image", "inspect", "--format", "{{json .RootFS.Layers}}", image])).unwrap();
+    assert!(layers > 0 && layers <= expected.len(), "{layers} layer tars for {} layers", expected.len());
+    let holding = |needle: &str| -> Vec<String> {
+        let out =
+            Command::new("grep").args(["-rlF", "--binary-files=text", "--", needle]).arg(&unpacked).output().unwrap();
+        text(&out.stdout).lines().map(str::to_owned).collect()
+    };
+    assert!(!holding("MAX_DEFAULT_WORKERS").is_empty(), "the layer search does not see the code");
+    assert_eq!(holding(secret), Vec::<String>::new(), "the SECRET_KEY of {} is in the image", project.name);
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

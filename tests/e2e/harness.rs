@@ -1,0 +1,510 @@
+//! What the end-to-end scenarios share: the base images and the package index the
+//! stacks are built from, Compose, and `Project`, a scratch copy of the project driven
+//! through the real xtask binary and removed with everything it created when dropped.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Longest any single xtask command may take (a cold image build included).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// The files of the repository a project is made of.
+const PROJECT_PATHS: &[&str] =
+    &["docker", "project-template", ".dockerignore", ".env.example", ".env.prod.example", ".gitignore"];
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("the repository exists")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Prints one timing line (shown with `--nocapture`).
+pub fn timing(what: &str, elapsed: Duration) {
+    eprintln!("e2e: {what}: {:.1}s", elapsed.as_secs_f64());
+}
+
+/// Set up once per test process: the images, the wheel cache and how to reach Compose v2.
+pub struct Suite {
+    /// PYTHON_IMAGE, POSTGRES_IMAGE and NGINX_IMAGE.
+    pub images: Vec<(String, String)>,
+    /// Set for every child when `docker compose` is not Compose v2 already.
+    pub docker_config: Option<PathBuf>,
+    /// `--python-version X.Y --glibc X.Y` of the python image, for wheelhouse.sh.
+    target: Vec<String>,
+    /// The shared wheel cache (target/e2e-cache/wheelhouse-pyX.Y).
+    wheel_cache: PathBuf,
+}
+
+pub fn suite() -> &'static Suite {
+    static SUITE: OnceLock<Suite> = OnceLock::new();
+    SUITE.get_or_init(|| {
+        let started = Instant::now();
+        let docker_config = compose_v2_config();
+        let images = support(&["base-images.sh"]);
+        let python = images.iter().find(|(k, _)| k == "PYTHON_IMAGE").expect("base-images.sh names PYTHON_IMAGE");
+        let probe = "import platform, sys; print('%d.%d' % sys.version_info[:2]); print(platform.libc_ver()[1])";
+        let out = docker(&["run", "--rm", "--network", "none", "--entrypoint", "python3", &python.1, "-c", probe]);
+        assert!(out.status.success(), "cannot run python3 in {}: {}", python.1, text(&out.stderr));
+        let info = text(&out.stdout);
+        let mut lines = info.lines();
+        let (version, glibc) = (lines.next().unwrap_or_default(), lines.next().unwrap_or_default());
+        assert!(!glibc.is_empty(), "{} has no glibc python: {info}", python.1);
+        let target: Vec<String> =
+            ["--python-version", version, "--glibc", glibc].iter().map(|s| (*s).to_owned()).collect();
+        let built = support(
+            &[&["wheelhouse.sh", "build"], &target.iter().map(String::as_str).collect::<Vec<_>>()[..]].concat(),
+        );
+        let wheel_cache = PathBuf::from(value(&built, "WHEELHOUSE_DIR"));
+        timing("base images and wheels ready", started.elapsed());
+        Suite { images, docker_config, target, wheel_cache }
+    })
+}
+
+/// None when `docker compose` works as it is, else the DOCKER_CONFIG directory whose
+/// cli-plugins hold the Compose v2 the xtask installs.
+fn compose_v2_config() -> Option<PathBuf> {
+    let works = Command::new("docker").args(["compose", "version"]).output().is_ok_and(|o| o.status.success());
+    if works {
+        return None;
+    }
+    Some(xtask::tools::compose_v2().expect("Compose v2 can be installed into target/tools"))
+}
+
+/// Runs tests/e2e/support/<script> and returns the KEY=value lines it prints.
+fn support(args: &[&str]) -> Vec<(String, String)> {
+    let script = repo().join("tests/e2e/support").join(args[0]);
+    let out = Command::new(&script).args(&args[1..]).stdin(Stdio::null()).output().expect("the support script runs");
+    assert!(out.status.success(), "{} failed:\n{}", args.join(" "), text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+fn value(pairs: &[(String, String)], key: &str) -> String {
+    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("no {key} in {pairs:?}"))
+}
+
+/// `docker ARGS`, with the suite's DOCKER_CONFIG when it has one.
+pub fn docker(args: &[&str]) -> Output {
+    let mut command = Command::new("docker");
+    command.args(args).stdin(Stdio::null());
+    if let Some(config) = SUITE_CONFIG.lock().unwrap().as_ref() {
+        command.env("DOCKER_CONFIG", config);
+    }
+    command.output().expect("docker runs")
+}
+
+/// `docker ARGS`, which must succeed; returns its trimmed stdout.
+pub fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(out.status.success(), "docker {} failed: {}", args.join(" "), text(&out.stderr));
+    text(&out.stdout).trim().to_owned()
+}
+
+/// The DOCKER_CONFIG of `docker()`; set when a project is created, so plain docker calls
+/// made before the suite is set up do not install anything.
+static SUITE_CONFIG: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// A package index serving the cached wheels from a directory of this project, so that
+/// stopping it never stops a server someone else uses.
+struct Wheelhouse {
+    dir: PathBuf,
+    index_url: String,
+}
+
+impl Wheelhouse {
+    fn start(suite: &Suite, dir: PathBuf) -> Wheelhouse {
+        fs::create_dir_all(&dir).unwrap();
+        for name in ["files", "simple"] {
+            std::os::unix::fs::symlink(suite.wheel_cache.join(name), dir.join(name)).unwrap();
+        }
+        // The stamp says the downloads are current, so `start` only serves them.
+        fs::copy(suite.wheel_cache.join(".stamp"), dir.join(".stamp")).unwrap();
+        let dir_arg = dir.to_string_lossy().into_owned();
+        let mut args = vec!["wheelhouse.sh", "start", "--dir", &dir_arg];
+        args.extend(suite.target.iter().map(String::as_str));
+        let started = support(&args);
+        Wheelhouse { dir, index_url: value(&started, "PIP_INDEX_URL") }
+    }
+}
+
+impl Drop for Wheelhouse {
+    fn drop(&mut self) {
+        let script = repo().join("tests/e2e/support/wheelhouse.sh");
+        let stopped = Command::new(script).arg("stop").arg("--dir").arg(&self.dir).stdin(Stdio::null()).output();
+        if !stopped.is_ok_and(|o| o.status.success()) {
+            eprintln!("e2e: could not stop the wheelhouse server of {}", self.dir.display());
+        }
+    }
+}
+
+/// A scratch copy of the project (a git repository with one commit), its own Compose
+/// project names `<name>-dev` and `<name>-prod`, and its own package index. Dropping it
+/// removes the containers, networks, volumes and image tags of both stacks.
+pub struct Project {
+    pub name: String,
+    /// The scenario's short name, which timings start with.
+    pub scenario: String,
+    created: Instant,
+    /// `XTASK_COMPOSE` for the xtask, when the scenario picks a Compose.
+    compose: Option<String>,
+    /// Images (ids or names) the scenario made besides the stacks' own tags.
+    images: Mutex<Vec<String>>,
+    wheelhouse: Wheelhouse,
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new(scenario: &str) -> Project {
+        Project::with_compose(scenario, None)
+    }
+
+    pub fn with_compose(scenario: &str, compose: Option<&str>) -> Project {
+        let suite = suite();
+        *SUITE_CONFIG.lock().unwrap() = suite.docker_config.clone();
+        let dir = tempfile::Builder::new().prefix("xtask-e2e-").tempdir().unwrap();
+        let root = dir.path().join("site");
+        copy_project(&root);
+        git(&root, &["init", "-q"]);
+        git(&root, &["add", "-A"]);
+        git(&root, &["commit", "-q", "-m", "Scratch copy of the project"]);
+        let wheelhouse = Wheelhouse::start(suite, dir.path().join("wheelhouse"));
+        let name = format!("e2e-{}-{scenario}", std::process::id());
+        let images = Mutex::new(Vec::new());
+        let (scenario, compose) = (scenario.to_owned(), compose.map(str::to_owned));
+        Project { name, scenario, created: Instant::now(), compose, images, wheelhouse, dir }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("site")
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.root().join(relative)
+    }
+
+    /// The production web image (`WEB_IMAGE` of the prod plans).
+    pub fn web_image(&self) -> String {
+        format!("{}-web", self.name)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let suite = suite();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("XTASK_ROOT", self.root())
+            .env("XTASK_PROJECT_NAME", &self.name)
+            .env("PIP_INDEX_URL", &self.wheelhouse.index_url)
+            .env("BUILD_NETWORK", "host")
+            .stdin(Stdio::null());
+        for (key, value) in &suite.images {
+            command.env(key, value);
+        }
+        if let Some(config) = &suite.docker_config {
+            command.env("DOCKER_CONFIG", config);
+        }
+        if let Some(compose) = &self.compose {
+            command.env("XTASK_COMPOSE", compose);
+        }
+        command
+    }
+
+    /// Runs `cargo xtask ARGS` (the built binary) and returns what it did.
+    pub fn xtask(&self, args: &[&str]) -> Output {
+        run_bounded(self.command(args), COMMAND_TIMEOUT)
+    }
+
+    /// Runs `cargo xtask ARGS`, which must succeed.
+    pub fn ok(&self, args: &[&str]) -> Output {
+        let out = self.xtask(args);
+        assert!(
+            out.status.success(),
+            "cargo xtask {} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+            args.join(" "),
+            out.status,
+            tail(&text(&out.stdout)),
+            tail(&text(&out.stderr))
+        );
+        out
+    }
+
+    /// Sets `key=value` in an env file of the project: the existing statement is replaced,
+    /// or one is added.
+    pub fn set_env(&self, file: &str, key: &str, value: &str) {
+        let path = self.path(file);
+        let old = fs::read_to_string(&path).unwrap();
+        let prefix = format!("{key}=");
+        let mut found = false;
+        let mut lines: Vec<String> = old
+            .lines()
+            .map(|line| {
+                if line.starts_with(&prefix) && !found {
+                    found = true;
+                    format!("{key}={value}")
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect();
+        if !found {
+            lines.push(format!("{key}={value}"));
+        }
+        fs::write(&path, lines.join("\n") + "\n").unwrap();
+    }
+
+    pub fn env_value(&self, file: &str, key: &str) -> String {
+        let content = fs::read_to_string(self.path(file)).unwrap();
+        let prefix = format!("{key}=");
+        content.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap_or_else(|| panic!("no {key} in {file}")).to_owned()
+    }
+
+    /// `cargo xtask ARGS` (a stack start), timed as `<scenario>: <what>`.
+    pub fn timed(&self, what: &str, args: &[&str]) -> Output {
+        let started = Instant::now();
+        let out = self.ok(args);
+        timing(&format!("{}: {what}", self.scenario), started.elapsed());
+        out
+    }
+
+    /// `init --prod --host localhost`, made servable over plain HTTP on 127.0.0.1 and a
+    /// free host port; returns the port.
+    pub fn init_prod(&self) -> u16 {
+        self.ok(&["init", "--prod", "--host", "localhost"]);
+        let port = free_port();
+        self.set_env(".env.prod", "SECURE_SSL_REDIRECT", "0");
+        self.set_env(".env.prod", "ALLOWED_HOSTS", "localhost,127.0.0.1");
+        self.set_env(".env.prod", "HTTP_PORT", &port.to_string());
+        self.set_env(".env.prod", "GUNICORN_WORKERS", "2");
+        port
+    }
+
+    /// The Compose project name of a stack ("dev" or "prod").
+    pub fn compose_project(&self, stack: &str) -> String {
+        format!("{}-{stack}", self.name)
+    }
+
+    /// Ids of the stack's containers, running or not, of `service` (all when None).
+    pub fn containers(&self, stack: &str, service: Option<&str>) -> Vec<String> {
+        let project = format!("label=com.docker.compose.project={}", self.compose_project(stack));
+        let mut args = vec!["ps", "-aq", "--no-trunc", "--filter", &project];
+        let service_filter = service.map(|s| format!("label=com.docker.compose.service={s}"));
+        if let Some(filter) = &service_filter {
+            args.extend(["--filter", filter]);
+        }
+        docker_ok(&args).lines().map(str::to_owned).collect()
+    }
+
+    /// The one container of `service` in the stack.
+    pub fn container(&self, stack: &str, service: &str) -> String {
+        let ids: Vec<String> = self
+            .containers(stack, Some(service))
+            .into_iter()
+            .filter(|id| {
+                docker_ok(&["inspect", "--format", "{{index .Config.Labels \"com.docker.compose.oneoff\"}}", id])
+                    != "True"
+            })
+            .collect();
+        assert_eq!(ids.len(), 1, "expected one {service} container in {}, found {ids:?}", self.compose_project(stack));
+        ids[0].clone()
+    }
+
+    /// Names of the stack's networks and volumes.
+    pub fn networks(&self, stack: &str) -> Vec<String> {
+        self.labelled("network", stack)
+    }
+
+    pub fn volumes(&self, stack: &str) -> Vec<String> {
+        self.labelled("volume", stack)
+    }
+
+    fn labelled(&self, kind: &str, stack: &str) -> Vec<String> {
+        let filter = format!("label=com.docker.compose.project={}", self.compose_project(stack));
+        let mut names: Vec<String> =
+            docker_ok(&[kind, "ls", "-q", "--filter", &filter]).lines().map(str::to_owned).collect();
+        names.sort();
+        names
+    }
+
+    fn clean_up(&self) {
+        for (stack, file, down) in
+            [("dev", ".env", &["down", "--volumes"][..]), ("prod", ".env.prod", &["down", "--prod", "--volumes"][..])]
+        {
+            if self.path(file).is_file() && !self.containers(stack, None).is_empty() {
+                let out = run_bounded(self.command(down), Duration::from_secs(180));
+                if !out.status.success() {
+                    eprintln!("e2e: cleanup: cargo xtask {} failed: {}", down.join(" "), tail(&text(&out.stderr)));
+                }
+            }
+            // Whatever `down` did not reach: one-off containers, a stack whose env file is gone.
+            let containers = self.containers(stack, None);
+            if !containers.is_empty() {
+                let mut args = vec!["rm", "--force", "--volumes"];
+                args.extend(containers.iter().map(String::as_str));
+                quietly(&args);
+            }
+            for kind in ["network", "volume"] {
+                let names = self.labelled(kind, stack);
+                if !names.is_empty() {
+                    let mut args = vec![kind, "rm"];
+                    args.extend(names.iter().map(String::as_str));
+                    quietly(&args);
+                }
+            }
+        }
+        // The production image, the dev image (Compose v2 and v1 names), then the rest.
+        let mut images = vec![self.web_image(), format!("{}-dev-web", self.name), format!("{}-dev_web", self.name)];
+        images.extend(self.images.lock().unwrap().iter().cloned());
+        images.extend(self.build_leftovers());
+        for image in images {
+            if docker(&["image", "inspect", &image]).status.success() {
+                quietly(&["rmi", &image]);
+            }
+        }
+        for (kind, names) in [
+            ("container", self.containers("dev", None).len() + self.containers("prod", None).len()),
+            ("volume", self.volumes("dev").len() + self.volumes("prod").len()),
+            ("network", self.networks("dev").len() + self.networks("prod").len()),
+        ] {
+            if names > 0 {
+                eprintln!("e2e: cleanup of {} left {names} {kind}(s)", self.name);
+            }
+        }
+    }
+}
+
+impl Project {
+    /// Untagged images the classic builder (Compose v1) keeps of the builder stage: the
+    /// ones whose history names this project's package index, which no one else uses.
+    fn build_leftovers(&self) -> Vec<String> {
+        let dangling = docker_ok(&["images", "--quiet", "--no-trunc", "--filter", "dangling=true"]);
+        dangling
+            .lines()
+            .filter(|id| {
+                let history = docker(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", id]);
+                text(&history.stdout).contains(&self.wheelhouse.index_url)
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            for stack in ["dev", "prod"] {
+                for id in self.containers(stack, None) {
+                    let out = docker(&["logs", "--tail", "40", &id]);
+                    let name = docker_ok(&["inspect", "--format", "{{.Name}}", &id]);
+                    eprintln!("--- last log lines of {name}\n{}{}", text(&out.stdout), text(&out.stderr));
+                }
+            }
+        }
+        let ran = self.created.elapsed();
+        let cleaning = Instant::now();
+        self.clean_up();
+        let outcome = if thread::panicking() { "failed" } else { "passed" };
+        let cleanup = cleaning.elapsed().as_secs_f64();
+        eprintln!(
+            "e2e: {}: scenario wall time: {:.1}s ({outcome}; cleanup {cleanup:.1}s)",
+            self.scenario,
+            ran.as_secs_f64()
+        );
+    }
+}
+
+fn quietly(args: &[&str]) {
+    let out = docker(args);
+    if !out.status.success() {
+        eprintln!("e2e: cleanup: docker {} failed: {}", args.join(" "), text(&out.stderr).trim());
+    }
+}
+
+/// The last lines of a command's output, enough to see why it failed.
+fn tail(output: &str) -> String {
+    let lines: Vec<&str> = output.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
+}
+
+/// Copies the project's files (those git tracks or would track) into `root`.
+fn copy_project(root: &Path) {
+    let repo = repo();
+    let mut ls = Command::new("git");
+    ls.current_dir(&repo).args(["ls-files", "-z", "--cached", "--others", "--exclude-standard", "--"]);
+    ls.args(PROJECT_PATHS);
+    let out = ls.output().expect("git runs");
+    assert!(out.status.success(), "git ls-files failed: {}", text(&out.stderr));
+    let listing = text(&out.stdout);
+    let mut copied = 0;
+    for relative in listing.split('\0').filter(|p| !p.is_empty()) {
+        let from = repo.join(relative);
+        if !from.is_file() {
+            continue; // deleted in the work tree
+        }
+        let to = root.join(relative);
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
+        fs::copy(&from, &to).unwrap();
+        copied += 1;
+    }
+    assert!(copied > 10, "only {copied} project files found in {}", repo.display());
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=e2e", "-c", "user.email=e2e@example.invalid", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {} failed: {}", args.join(" "), text(&out.stderr));
+}
+
+/// A TCP port nothing listens on at the moment.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Runs `command` to completion, killing its whole process group after `timeout`.
+fn run_bounded(mut command: Command, timeout: Duration) -> Output {
+    command.stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    let mut child = command.spawn().expect("the command starts");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out_reader = thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            // The child leads its own process group: end Compose and the rest with it.
+            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
+            let status = child.wait().unwrap();
+            eprintln!("e2e: {command:?} killed after {}s", timeout.as_secs());
+            break status;
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    Output { status, stdout: out_reader.join().unwrap(), stderr: err_reader.join().unwrap() }
+}

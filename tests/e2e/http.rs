@@ -1,0 +1,165 @@
+//! A small HTTP/1.1 client over a plain `TcpStream`, for the stacks' ports on 127.0.0.1:
+//! one request per connection (`Connection: close`), the whole answer read until the
+//! server closes it. HTTP/1.1 because nginx compresses only for 1.1 clients by default
+//! (`gzip_http_version`), as browsers are.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first header of that name (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The value of cookie `name` set by this response.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        let prefix = format!("{name}=");
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+            .filter_map(|(_, v)| v.strip_prefix(&prefix))
+            .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+            .next()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl fmt::Display for Response {
+    /// Status, headers and the start of the body, for assertion messages.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "HTTP {}", self.status)?;
+        for (name, value) in &self.headers {
+            writeln!(f, "{name}: {value}")?;
+        }
+        let text = self.text();
+        let shown: String = text.chars().take(2000).collect();
+        write!(f, "\n{shown}")
+    }
+}
+
+/// `GET path` on 127.0.0.1:`port`.
+pub fn get(port: u16, path: &str) -> io::Result<Response> {
+    request(port, "GET", path, &[], &[])
+}
+
+/// One request to 127.0.0.1:`port`, `Host: localhost:<port>`, with the given extra headers.
+pub fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> io::Result<Response> {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&address, TIMEOUT)?;
+    stream.set_read_timeout(Some(TIMEOUT))?;
+    stream.set_write_timeout(Some(TIMEOUT))?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    parse(&raw)
+}
+
+fn parse(raw: &[u8]) -> io::Result<Response> {
+    let bad =
+        |why: &str| io::Error::new(io::ErrorKind::InvalidData, format!("{why}: {:?}", String::from_utf8_lossy(raw)));
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no end of headers"))?;
+    let head = std::str::from_utf8(&raw[..end]).map_err(|_| bad("headers are not UTF-8"))?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| bad("no status"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
+        .collect();
+    let mut response = Response { status, headers, body: raw[end + 4..].to_vec() };
+    if response.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        response.body = dechunk(&response.body).ok_or_else(|| bad("a malformed chunked body"))?;
+    }
+    Ok(response)
+}
+
+/// The payload of a `Transfer-Encoding: chunked` body (trailers ignored).
+fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = raw.windows(2).position(|w| w == b"\r\n")?;
+        let size_field = std::str::from_utf8(&raw[..line_end]).ok()?;
+        let size = usize::from_str_radix(size_field.split(';').next()?.trim(), 16).ok()?;
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(raw.get(..size)?);
+        raw = raw.get(size + 2..)?;
+    }
+}
+
+/// A `multipart/form-data` body of text fields and one file: (content type, body).
+pub fn multipart(fields: &[(&str, &str)], file_field: &str, file_name: &str, content: &[u8]) -> (String, Vec<u8>) {
+    let boundary = format!("e2e-boundary-{}", std::process::id());
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{file_field}\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(content);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// The text between the first `start` and the next `end` after it.
+pub fn between<'t>(text: &'t str, start: &str, end: &str) -> Option<&'t str> {
+    let from = text.find(start)? + start.len();
+    let to = text[from..].find(end)? + from;
+    Some(&text[from..to])
+}
+
+/// Whether something accepts TCP connections on 127.0.0.1:`port`.
+pub fn answers(port: u16) -> bool {
+    TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)), Duration::from_secs(2)).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_split_into_status_headers_and_body() {
+        let raw = b"HTTP/1.1 302 Found\r\nLocation: /uploads/\r\nSet-Cookie: csrftoken=abc; Secure\r\n\r\nbody";
+        let response = parse(raw).unwrap();
+        assert_eq!(response.status, 302);
+        assert_eq!(response.header("location"), Some("/uploads/"));
+        assert_eq!(response.cookie("csrftoken").as_deref(), Some("abc"));
+        assert_eq!(response.body, b"body");
+        assert_eq!(between("<a href=\"/x\">", "href=\"", "\""), Some("/x"));
+        let chunked =
+            parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n");
+        assert_eq!(chunked.unwrap().body, b"abcde");
+    }
+}
