@@ -20,12 +20,43 @@ use std::fs;
 use std::io::Read;
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
-use harness::{docker, docker_ok, text, Project};
+use harness::{docker, docker_ok, text, timing, wait_for, Project};
 use http::Response;
 
 /// The uid the web image runs as.
 const APP_UID: &str = "10001";
+
+// --- scenario 1: dev -------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs a Docker engine; run with --ignored"]
+fn dev_serves_the_app_and_picks_up_template_edits_without_a_rebuild() {
+    let project = Project::new("dev");
+    let port = project.init_dev();
+    start_dev(&project, port, Duration::from_secs(180));
+    let health = http::get(port, "/healthz").unwrap();
+    assert_eq!((health.status, health.text().as_str()), (200, "ok\n"), "{health}");
+
+    let web = project.container("dev", "web");
+    let state = |id: &str| docker_ok(&["inspect", "--format", "{{.Image}} {{.State.StartedAt}} {{.RestartCount}}", id]);
+    let before = state(&web);
+    let template = project.path("project-template/core/templates/core/home.html");
+    let html = fs::read_to_string(&template).unwrap();
+    fs::write(&template, html.replace("<h1>It works</h1>", "<h1>It works, edited on the host</h1>")).unwrap();
+    let edited = Instant::now();
+    let page = wait_for(Duration::from_secs(30), Duration::from_millis(250), || {
+        http::get(port, "/").ok().filter(|r| r.status == 200 && r.text().contains("edited on the host"))
+    });
+    assert!(page.is_some(), "the edited template was not served within 30s");
+    timing("dev: template edit to new page", edited.elapsed());
+    assert_eq!(state(&web), before, "the web container was rebuilt or restarted for a template edit");
+    assert_eq!(project.containers("dev", Some("web")), [web], "a new web container was created");
+
+    project.ok(&["down", "--volumes"]);
+    assert_stack_gone(&project, "dev");
+}
 
 // --- scenario 2: prod --------------------------------------------------------------------
 
@@ -131,6 +162,33 @@ fn running_prod(scenario: &str) -> (Project, u16) {
     let port = project.init_prod();
     project.timed("cold start to healthy", &["prod", "--with-db"]);
     (project, port)
+}
+
+/// `dev --detach` and `migrate`, then the home page (its time is printed).
+fn start_dev(project: &Project, port: u16, limit: Duration) {
+    let started = Instant::now();
+    project.ok(&["dev", "--detach"]);
+    project.ok(&["migrate"]);
+    let home = wait_for_page(port, "/", limit);
+    timing(&format!("{}: dev cold start to first page", project.scenario), started.elapsed());
+    assert!(home.text().contains("<h1>It works</h1>"), "unexpected home page:\n{home}");
+}
+
+/// Polls `GET path` until it answers 200.
+fn wait_for_page(port: u16, path: &str, limit: Duration) -> Response {
+    let mut last = String::from("no answer");
+    let page = wait_for(limit, Duration::from_millis(500), || match http::get(port, path) {
+        Ok(r) if r.status == 200 => Some(r),
+        Ok(r) => {
+            last = r.to_string();
+            None
+        }
+        Err(e) => {
+            last = e.to_string();
+            None
+        }
+    });
+    page.unwrap_or_else(|| panic!("GET {path} did not answer 200 within {limit:?}; last answer:\n{last}"))
 }
 
 /// The CSRF cookie and a form token, taken from the upload page.

@@ -278,6 +278,14 @@ impl Project {
         out
     }
 
+    /// `init` for the dev stack on a free host port; returns the port.
+    pub fn init_dev(&self) -> u16 {
+        self.ok(&["init"]);
+        let port = free_port();
+        self.set_env(".env", "DEV_PORT", &port.to_string());
+        port
+    }
+
     /// `init --prod --host localhost`, made servable over plain HTTP on 127.0.0.1 and a
     /// free host port; returns the port.
     pub fn init_prod(&self) -> u16 {
@@ -507,4 +515,18 @@ fn run_bounded(mut command: Command, timeout: Duration) -> Output {
         thread::sleep(Duration::from_millis(100));
     };
     Output { status, stdout: out_reader.join().unwrap(), stderr: err_reader.join().unwrap() }
+}
+
+/// Polls `probe` every `every` until it returns Some, for at most `limit`.
+pub fn wait_for<T>(limit: Duration, every: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(found) = probe() {
+            return Some(found);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(every);
+    }
 }
