@@ -20,6 +20,7 @@ use std::fs;
 use std::io::Read;
 use std::path::Path;
 use std::process::Command;
+use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use harness::{docker, docker_ok, text, timing, wait_for, Project};
@@ -130,6 +131,138 @@ fn prod_serves_pages_static_and_media_through_nginx_only() {
     assert_secret_in_no_layer(&project, &project.web_image(), &secret);
 }
 
+// --- scenario 3: persistence and faults -------------------------------------------------
+
+#[test]
+#[ignore = "needs a Docker engine; run with --ignored"]
+fn uploads_survive_restarts_and_database_outages() {
+    let (project, port) = running_prod("persist");
+    let csrf = Csrf::fetch(port);
+    let mut committed = Vec::new();
+    for name in ["kept-1.txt", "kept-2.txt"] {
+        let stored = upload(port, &csrf, name, name.as_bytes());
+        assert_eq!(stored.status, 302, "upload refused:\n{stored}");
+        committed.push(name.to_owned());
+    }
+
+    // down keeps the volumes; the next start finds the rows and the files.
+    project.ok(&["down", "--prod"]);
+    assert!(project.containers("prod", None).is_empty(), "down left containers");
+    assert_eq!(volume_roles(&project), ["media", "pgdata", "static"], "down without --volumes lost a volume");
+    project.timed("restart on kept volumes to healthy", &["prod"]);
+    assert_listed(port, &committed);
+    let url = media_url(port, "kept-1.txt").unwrap();
+    assert_eq!(get_ok(port, &url).text(), "kept-1.txt");
+
+    // `docker kill` counts as a manual stop: the restart policy leaves the database down.
+    let db = project.container("prod", "db");
+    let web = project.container("prod", "web");
+    let web_started = docker_ok(&["inspect", "--format", "{{.State.StartedAt}}", &web]);
+    committed.extend(outage(port, &csrf, &db, Outage::DockerKill));
+    assert_listed(port, &committed);
+    // A database that dies on its own is restarted by `restart: unless-stopped`.
+    committed.extend(outage(port, &csrf, &db, Outage::Crash));
+    assert_listed(port, &committed);
+    let web_now = docker_ok(&["inspect", "--format", "{{.State.StartedAt}}", &web]);
+    assert_eq!(web_now, web_started, "web was restarted to get over the database outages");
+
+    project.ok(&["down", "--prod"]);
+    assert_eq!(volume_roles(&project), ["media", "pgdata", "static"], "down without --volumes lost a volume");
+    project.ok(&["down", "--prod", "--volumes"]);
+    assert_stack_gone(&project, "prod");
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Outage {
+    /// `docker kill` of the db container.
+    DockerKill,
+    /// PostgreSQL stops by itself, as in a crash (`pg_ctl stop -m immediate`).
+    Crash,
+}
+
+/// Uploads every 0.5s (at most 60 requests) while the database goes down and comes back:
+/// the outage must be seen, web must answer again within 30s of the database being back,
+/// and the uploads answered with a redirect (committed) are returned.
+fn outage(port: u16, csrf: &Csrf, db: &str, kind: Outage) -> Vec<String> {
+    let restarts = |id: &str| docker_ok(&["inspect", "--format", "{{.RestartCount}}", id]).parse::<u32>().unwrap();
+    let status = |id: &str| docker_ok(&["inspect", "--format", "{{.State.Status}}", id]);
+    let started_at = |id: &str| docker_ok(&["inspect", "--format", "{{.State.StartedAt}}", id]);
+    let (restarts_before, started_before) = (restarts(db), started_at(db));
+    let mut committed = Vec::new();
+    let mut failures = 0;
+    let mut stopped: Option<Instant> = None;
+    let mut back: Option<Instant> = None;
+    let mut recovered: Option<Instant> = None;
+    for i in 0..60 {
+        let name = format!("{kind:?}-{i}.txt").to_lowercase();
+        let answer = upload_bytes(port, csrf, &name, name.as_bytes());
+        match answer {
+            Ok(ref r) if r.status == 302 => {
+                committed.push(name);
+                if back.is_some() {
+                    recovered = Some(Instant::now());
+                    break;
+                }
+            }
+            _ if stopped.is_some() => failures += 1,
+            _ => panic!("upload failed before the database was stopped: {answer:?}"),
+        }
+        if i == 3 {
+            match kind {
+                Outage::DockerKill => {
+                    docker_ok(&["kill", db]);
+                }
+                Outage::Crash => {
+                    let pgdata = docker_ok(&["exec", db, "sh", "-c", "echo \"$PGDATA\""]);
+                    // The exec ends with the container, so its own exit status says nothing.
+                    docker(&["exec", "--user", "postgres", db, "pg_ctl", "stop", "-m", "immediate", "-D", &pgdata]);
+                }
+            }
+            stopped = Some(Instant::now());
+        }
+        if let (Some(since), None) = (stopped, back) {
+            match kind {
+                Outage::DockerKill => {
+                    assert_ne!(status(db), "running", "the database restarted after docker kill");
+                    if since.elapsed() >= Duration::from_secs(5) {
+                        assert_eq!(restarts(db), restarts_before, "the restart policy restarted a killed database");
+                        docker_ok(&["start", db]);
+                        back = Some(Instant::now());
+                    }
+                }
+                Outage::Crash => {
+                    if status(db) == "running" && restarts(db) > restarts_before {
+                        back = Some(Instant::now());
+                    }
+                }
+            }
+        }
+        sleep(Duration::from_millis(500));
+    }
+    let stopped = stopped.expect("the loop reached the outage");
+    let back = back.unwrap_or_else(|| panic!("{kind:?}: the database did not come back (status {})", status(db)));
+    let recovered =
+        recovered.unwrap_or_else(|| panic!("{kind:?}: web did not accept an upload after the database came back"));
+    assert!(
+        recovered - back <= Duration::from_secs(30),
+        "{kind:?}: web took {:?} to recover after the database came back",
+        recovered - back
+    );
+    assert_ne!(started_at(db), started_before, "{kind:?}: the database never stopped");
+    if kind == Outage::DockerKill {
+        assert!(failures > 0, "no request failed while the database was down");
+    }
+    timing(&format!("persist: {kind:?}: database down to back"), back - stopped);
+    timing(&format!("persist: {kind:?}: database back to web answering"), recovered - back);
+    committed
+}
+
+/// The roles (volume names less the project prefix) of the prod stack's volumes.
+fn volume_roles(project: &Project) -> Vec<String> {
+    let prefix = format!("{}_", project.compose_project("prod"));
+    project.volumes("prod").iter().map(|v| v.strip_prefix(&prefix).unwrap_or(v).to_owned()).collect()
+}
+
 // --- scenario 5: preflight ---------------------------------------------------------------
 
 #[test]
@@ -226,6 +359,12 @@ fn media_url(port: u16, name: &str) -> Option<String> {
         .filter_map(|rest| rest.split('"').next())
         .find(|url| url.starts_with("/media/") && url.rsplit('/').next() == Some(name))
         .map(str::to_owned)
+}
+
+fn assert_listed(port: u16, names: &[String]) {
+    let page = get_ok(port, "/uploads/").text();
+    let missing: Vec<&String> = names.iter().filter(|n| !page.contains(&format!("/{n}\""))).collect();
+    assert!(missing.is_empty(), "committed uploads are missing: {missing:?}\n{page}");
 }
 
 /// A static name like site.0123456789ab.css.
