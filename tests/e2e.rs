@@ -263,6 +263,43 @@ fn volume_roles(project: &Project) -> Vec<String> {
     project.volumes("prod").iter().map(|v| v.strip_prefix(&prefix).unwrap_or(v).to_owned()).collect()
 }
 
+// --- scenario 4: release -----------------------------------------------------------------
+
+#[test]
+#[ignore = "needs a Docker engine; run with --ignored"]
+fn a_release_verifies_and_its_image_loads_as_the_one_prod_ran() {
+    let (project, _) = running_prod("release");
+    let web = project.container("prod", "web");
+    let running = docker_ok(&["inspect", "--format", "{{.Image}}", &web]);
+    let tag = Command::new("git").current_dir(project.root()).args(["tag", "v1.2.3"]).status().unwrap();
+    assert!(tag.success());
+
+    let out = project.timed("release --image", &["release", "--image"]);
+    assert!(text(&out.stdout).contains("released"), "{}", text(&out.stdout));
+    let dist = project.path("dist");
+    let image_tarball = format!("{}-1.2.3-image.tar.gz", project.name);
+    let static_tarball = format!("{}-1.2.3-static.tar.gz", project.name);
+    for file in [&image_tarball, &static_tarball, "SHA256SUMS", "manifest.json"] {
+        assert!(dist.join(file).is_file(), "dist/{file} is missing");
+    }
+    let check = Command::new("sha256sum").current_dir(&dist).args(["-c", "SHA256SUMS"]).output().unwrap();
+    assert!(check.status.success(), "sha256sum -c failed:\n{}{}", text(&check.stdout), text(&check.stderr));
+    assert_eq!(text(&check.stdout).matches(": OK").count(), 2, "{}", text(&check.stdout));
+    project.ok(&["verify", &dist.to_string_lossy()]);
+    let listing = Command::new("tar").arg("-tzf").arg(dist.join(&static_tarball)).output().unwrap();
+    let listing = text(&listing.stdout);
+    assert!(listing.lines().any(|l| l.contains("core/site.") && is_hashed(l)), "no hashed stylesheet in:\n{listing}");
+
+    // The tarball alone brings back the image prod ran.
+    project.ok(&["down", "--prod", "--volumes"]);
+    docker_ok(&["rmi", &project.web_image()]);
+    let loaded = docker_ok(&["load", "--input", &dist.join(&image_tarball).to_string_lossy()]);
+    let tag = loaded.lines().find_map(|l| l.strip_prefix("Loaded image: ")).unwrap_or_else(|| panic!("{loaded}"));
+    project.remove_later(tag);
+    assert_eq!(tag, format!("{}:latest", project.web_image()));
+    assert_eq!(docker_ok(&["image", "inspect", "--format", "{{.Id}}", tag]), running);
+}
+
 // --- scenario 5: preflight ---------------------------------------------------------------
 
 #[test]

@@ -198,6 +198,11 @@ impl Project {
         format!("{}-web", self.name)
     }
 
+    /// Removes this image too when the project is dropped.
+    pub fn remove_later(&self, image: &str) {
+        self.images.lock().unwrap().push(image.to_owned());
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let suite = suite();
         let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
