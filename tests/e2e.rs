@@ -351,6 +351,23 @@ fn a_code_only_change_rebuilds_on_the_cached_dependency_layers() {
     assert_eq!(get_ok(port, "/").header("x-revision"), Some("2"), "the new code is not running");
 }
 
+// --- scenario 7: Compose v1 --------------------------------------------------------------
+
+#[test]
+#[ignore = "needs a Docker engine; run with --ignored"]
+fn compose_v1_runs_the_dev_stack() {
+    if !Path::new("/usr/bin/docker-compose").exists() {
+        eprintln!("e2e: /usr/bin/docker-compose is not installed: Compose v1 not tested");
+        return;
+    }
+    let project = Project::with_compose("v1", Some("docker-compose"));
+    let port = project.init_dev();
+    // The classic builder of Compose v1 shares no cache with BuildKit's.
+    start_dev(&project, port, Duration::from_secs(300));
+    project.ok(&["down", "--volumes"]);
+    assert_stack_gone(&project, "dev");
+}
+
 // --- helpers -----------------------------------------------------------------------------
 
 /// `GET path`, which must answer 200.
