@@ -392,7 +392,7 @@ fn start_dev(project: &Project, port: u16, limit: Duration) {
     project.ok(&["dev", "--detach"]);
     project.ok(&["migrate"]);
     let home = wait_for_page(port, "/", limit);
-    timing(&format!("{}: dev cold start to first page", project.scenario), started.elapsed());
+    timing(&format!("{}: cold start to first page", project.scenario), started.elapsed());
     assert!(home.text().contains("<h1>It works</h1>"), "unexpected home page:\n{home}");
 }
 
