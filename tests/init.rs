@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use env_sandbox::{compose_env, Sandbox};
 
 fn vars(text: &str) -> BTreeMap<String, String> {
-    let file = xtask::envfile::parse(text, &|_| None);
+    let file = xtask::config::envfile::parse(text, &|_| None);
     assert_eq!(file.malformed, []);
     file.vars()
 }

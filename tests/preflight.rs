@@ -227,7 +227,7 @@ fn the_parser_reads_every_fixture_and_example_as_compose_v2_does() {
         paths.extend(entries.map(|entry| entry.unwrap().path()));
     }
     for path in paths {
-        let ours = xtask::envfile::parse(&fs::read_to_string(&path).unwrap(), &|_| None);
+        let ours = xtask::config::envfile::parse(&fs::read_to_string(&path).unwrap(), &|_| None);
         let theirs = compose_env(&path);
         match (&theirs, ours.malformed.first()) {
             (Ok(vars), None) => assert_eq!(&ours.vars(), vars, "{}", path.display()),

@@ -178,7 +178,7 @@ pub struct DbArgs {
 // Without a subcommand, `db` lists the backups.
 #[derive(Debug, Clone, Subcommand)]
 pub enum DbCommand {
-    /// Dump the database to <DIR>/<db>-<UTC time>.dump, with a .sha256 beside it
+    /// Dump the database to DIR/DB-UTCTIME.dump (DIR: backups/ or --out), with a .sha256 beside it
     Backup(DbBackupArgs),
     /// Replace the database's contents with a backup, once its checksum matches
     Restore(DbRestoreArgs),

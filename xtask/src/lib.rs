@@ -1,24 +1,21 @@
-//! The xtask library: each command builds a [`plan::Plan`] that is printed or run.
+//! The xtask library. A command is parsed ([`cli`]), turned into a [`plan::Plan`] by its
+//! module, and the plan is printed (`--dry-run`) or run by [`plan::runner`].
+//!
+//! The modules follow the pipeline: [`config`] writes and checks the env files, [`stack`]
+//! runs the dev and prod stacks, [`release`] builds and verifies the artifacts, [`db`]
+//! backs up and restores the database, and [`ci`] runs every check with the [`tools`] it
+//! installs.
 
-pub mod check;
 pub mod ci;
 pub mod cli;
 pub mod clock;
-pub mod compose;
+pub mod config;
 pub mod context;
 pub mod db;
-pub mod envfile;
-pub mod health;
-pub mod init;
 pub mod plan;
-pub mod preflight;
 pub mod release;
-pub mod run_error;
-pub mod runner;
 pub mod sha256;
-pub mod sink;
 pub mod stack;
 pub mod tools;
-pub mod verify;
 
 pub use context::Context;

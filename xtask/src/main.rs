@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use xtask::cli::{Cli, Command};
-use xtask::{check, ci, db, init, run_error, stack, Context};
+use xtask::config::{check, init};
+use xtask::plan::run_error;
+use xtask::{ci, db, release, stack, Context};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -19,8 +21,8 @@ fn main() -> ExitCode {
         Command::Ps(args) => stack::ps(&cx, args),
         Command::Init(args) => init::init(&cx, args),
         Command::Check(args) => check::check(&cx, args),
-        Command::Release(args) => xtask::release::release(&cx, args),
-        Command::Verify(args) => xtask::verify::verify(&cx, args),
+        Command::Release(args) => release::release(&cx, args),
+        Command::Verify(args) => release::verify::verify(&cx, args),
         Command::Db(args) => db::db(&cx, args),
         Command::Ci(args) => ci::ci(&cx, args),
     });

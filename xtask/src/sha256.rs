@@ -65,7 +65,7 @@ pub fn line(hex: &str, name: &str) -> String {
     format!("{hex}  {name}\n")
 }
 
-/// The digest and name of a [`line`] (without its newline), also with `sha256sum`'s ` *name`
+/// The digest and name of a [`line()`] (without its newline), also with `sha256sum`'s ` *name`
 /// binary marker; `None` unless the digest is 64 lower-case hex digits and a name follows.
 pub fn parse_line(line: &str) -> Option<(&str, &str)> {
     let (hex, rest) = line.split_at_checked(64)?;

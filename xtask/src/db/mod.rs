@@ -13,9 +13,9 @@ use anyhow::{bail, Context as _, Result};
 use crate::cli::{DbArgs, DbBackupArgs, DbCommand, DbListArgs, DbRestoreArgs, StackArgs};
 use crate::clock;
 use crate::context::Context;
+use crate::plan::runner;
+use crate::plan::sink::{self, Checksum};
 use crate::plan::{Plan, Sink, Task};
-use crate::runner;
-use crate::sink::{self, Checksum};
 use target::{Database, Input};
 
 /// Where backups go unless `--out` says otherwise (git-ignored).

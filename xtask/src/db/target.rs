@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-use crate::compose::{self, Stack};
+use crate::config::envfile;
 use crate::context::Context;
 use crate::plan::Step;
-use crate::{envfile, stack};
+use crate::stack;
+use crate::stack::compose::{self, Stack};
 
 const DEFAULT_IMAGE: &str = "postgres:17-alpine";
 const DEFAULT_PORT: &str = "5432";

@@ -18,7 +18,7 @@ pub fn format(sums: &Sums) -> String {
     sums.iter().map(|(file, hex)| sha256::line(hex, file)).collect()
 }
 
-/// Reads what [`format`] writes (and `sha256sum`'s ` *name` binary marker).
+/// Reads what [`format()`] writes (and `sha256sum`'s ` *name` binary marker).
 pub fn parse(text: &str, source: &Path) -> Result<Sums> {
     let mut sums = Sums::new();
     for (number, line) in text.lines().enumerate() {

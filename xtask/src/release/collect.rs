@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 
-use crate::compose::{self, Compose, Stack};
 use crate::context::Context;
 use crate::plan::Plan;
+use crate::stack::compose::{self, Compose, Stack};
 
 /// Where collectstatic writes inside the container (STATIC_ROOT).
 const STATIC_ROOT: &str = "/app/staticfiles";

@@ -13,6 +13,7 @@ mod image;
 pub mod manifest;
 mod staging;
 mod tree;
+pub mod verify;
 mod version;
 
 use std::fs;
@@ -29,8 +30,9 @@ use self::tree::Entry;
 use self::version::Source;
 use crate::cli::ReleaseArgs;
 use crate::context::Context;
+use crate::plan::runner;
 use crate::sha256::{self, HashingWriter};
-use crate::{compose, runner};
+use crate::stack::compose;
 
 /// What the command line asks for, checked and with paths made absolute.
 struct Options {

@@ -7,9 +7,9 @@ use std::sync::Once;
 use anyhow::{Context as _, Result};
 
 use crate::context::Context;
+use crate::plan::run_error::{status_code, ChildFailed};
+use crate::plan::{health, sink};
 use crate::plan::{Plan, Step, Task};
-use crate::run_error::{status_code, ChildFailed};
-use crate::{health, sink};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 

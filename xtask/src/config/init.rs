@@ -13,9 +13,9 @@ use anyhow::{anyhow, bail, Context as _, Result};
 
 use crate::cli::InitArgs;
 use crate::clock;
-use crate::compose::Stack;
+use crate::config::envfile;
 use crate::context::Context;
-use crate::envfile;
+use crate::stack::compose::Stack;
 
 /// Characters Compose reads unquoted and unchanged: no `$`, `#`, quote, backslash or blank.
 const KEY_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.+";

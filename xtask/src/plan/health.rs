@@ -7,8 +7,8 @@ use anyhow::{bail, Context as _, Result};
 use xshell::cmd;
 
 use crate::context::Context;
+use crate::plan::runner::interrupted;
 use crate::plan::Step;
-use crate::runner::interrupted;
 
 /// One container as `docker inspect` reports it.
 #[derive(Debug, PartialEq, Eq)]
@@ -93,7 +93,7 @@ fn unhealthy(containers: &[Container]) -> Vec<String> {
 fn explain(cx: &Context, compose: &Step, services: &[String]) {
     let logs = compose.clone().args(["logs", "--no-color", "--tail", "30"]).args(services.iter().cloned());
     eprintln!("last log lines of {}:", services.join(", "));
-    if crate::runner::run_step(cx, &logs).is_err() {
+    if crate::plan::runner::run_step(cx, &logs).is_err() {
         eprintln!("(could not read the logs: `{logs}`)");
     }
 }

@@ -453,7 +453,7 @@ mod tests {
 
     #[test]
     fn the_example_files_parse() {
-        for text in [include_str!("../../.env.example"), include_str!("../../.env.prod.example")] {
+        for text in [include_str!("../../../.env.example"), include_str!("../../../.env.prod.example")] {
             let file = parse(text, &|_| None);
             assert_eq!(file.malformed, []);
             assert!(file.get("SECRET_KEY").is_some_and(|e| e.value == "change-me"));

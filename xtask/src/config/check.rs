@@ -4,10 +4,11 @@
 use anyhow::Result;
 
 use crate::cli::StackArgs;
+use crate::config::preflight;
 use crate::context::Context;
+use crate::plan::runner;
 use crate::plan::Plan;
 use crate::stack::{self, OneOff};
-use crate::{preflight, runner};
 
 pub fn check(cx: &Context, args: StackArgs) -> Result<()> {
     let django_check: &[&str] = if args.prod {

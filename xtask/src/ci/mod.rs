@@ -12,9 +12,9 @@ use anyhow::{bail, Result};
 
 use crate::cli::CiArgs;
 use crate::context::Context;
+use crate::plan::run_error::ChildFailed;
+use crate::plan::runner;
 use crate::plan::Step;
-use crate::run_error::ChildFailed;
-use crate::runner;
 use crate::tools;
 use crate::tools::system::{self, SystemTool, CURL, DEBOOTSTRAP, DOCKER, NGINX, POSTGRES, PYTHON_VENV};
 use report::Outcome;
@@ -169,7 +169,7 @@ struct Environment {
 
 impl Environment {
     fn probe(cx: &Context, checks: &[Check], keep_going: bool) -> Result<Environment> {
-        let no_engine = crate::compose::require_engine(cx).err().map(|e| format!("{e:#}"));
+        let no_engine = crate::stack::compose::require_engine(cx).err().map(|e| format!("{e:#}"));
         let wanted: Vec<&'static SystemTool> = checks
             .iter()
             .filter(|c| !(c.needs.engine && no_engine.is_some()))

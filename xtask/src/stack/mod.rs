@@ -1,15 +1,18 @@
 //! The stack commands: dev, prod, migrate, collectstatic, manage, down, logs and ps.
 //! Each builds a plan of Compose invocations and hands it to the runner.
 
+pub mod compose;
+
 use std::io::IsTerminal;
 
 use anyhow::{bail, Result};
 
 use crate::cli::{DevArgs, DownArgs, LogsArgs, ManageArgs, ProdArgs, StackArgs};
-use crate::compose::{Compose, Stack};
+use crate::config::{envfile, preflight};
 use crate::context::Context;
+use crate::plan::runner;
 use crate::plan::{Plan, Step, Task};
-use crate::{envfile, preflight, runner};
+use crate::stack::compose::{Compose, Stack};
 
 /// The host name the bundled database answers to inside the production network.
 const BUNDLED_DB_HOST: &str = "db";
@@ -113,7 +116,7 @@ pub(crate) fn one_off(base: &Step, deps: OneOff, args: &[&str]) -> Step {
 pub(crate) fn prepare(cx: &Context, stack: Stack) -> Result<Step> {
     require_env_file(cx, stack)?;
     let compose = Compose::detect(cx)?;
-    crate::compose::require_engine(cx)?;
+    crate::stack::compose::require_engine(cx)?;
     Ok(compose.step(cx, stack))
 }
 

@@ -1,6 +1,11 @@
 //! A plan is the list of things a command will do, built before anything runs,
 //! so that `--dry-run` prints exactly what a real run executes.
 
+pub mod health;
+pub mod run_error;
+pub mod runner;
+pub mod sink;
+
 use std::fmt;
 use std::path::PathBuf;
 

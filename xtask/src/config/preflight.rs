@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{bail, Result};
 
-use crate::compose::Stack;
+use crate::config::envfile::{self, Entry, EnvFile};
 use crate::context::Context;
-use crate::envfile::{self, Entry, EnvFile};
+use crate::stack::compose::Stack;
 
 /// The value the committed example files hold for every secret.
 const PLACEHOLDER: &str = "change-me";
