@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 
 use crate::context::Context;
 use crate::plan::Plan;
-use crate::stack::compose::{self, Compose, Stack};
+use crate::stack::{self, compose::Stack};
 
 /// Where collectstatic writes inside the container (STATIC_ROOT).
 const STATIC_ROOT: &str = "/app/staticfiles";
@@ -28,9 +28,7 @@ pub fn plan(cx: &Context, dir: &Path) -> Result<Plan> {
     if !env_file.is_file() {
         bail!("{} not found: run `{}` to create it, or pass --static-dir DIR", env_file.display(), stack.init_hint());
     }
-    let compose = Compose::detect(cx)?;
-    compose::require_engine(cx)?;
-    let base = compose.step(cx, stack);
+    let base = stack::prepare(cx, stack)?;
     let user = format!("{}:{}", rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw());
     let run = base
         .clone()
