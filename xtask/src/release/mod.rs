@@ -150,46 +150,42 @@ fn build(cx: &Context, options: &Options, source: &Source, entries: &[Entry], st
 }
 
 fn build_static(cx: &Context, options: &Options, source: &Source, entries: &[Entry]) -> Result<Built> {
-    let file = file_name(cx, source, "static");
     let total = entries.iter().map(|e| if let tree::Kind::File { size, .. } = e.kind { size } else { 0 }).sum();
-    let progress = progress_bar(Some(total), &file);
     let mut files = 0;
-    let built = compressed(&options.out, &file, options, |w| {
-        files = archive::write(entries, source.epoch, w, &progress)?;
+    let mut built = compressed(cx, options, source, "static", Some(total), |w, progress| {
+        files = archive::write(entries, source.epoch, w, progress)?;
         Ok(())
-    });
-    progress.finish_and_clear();
-    let mut built = built?;
-    built.artifact.kind = "static".into();
+    })?;
     built.artifact.files = Some(files);
     built.artifact.uncompressed_bytes = Some(built.bytes_in);
     Ok(built)
 }
 
 fn build_image(cx: &Context, options: &Options, source: &Source) -> Result<Built> {
-    let file = file_name(cx, source, "image");
-    let progress = progress_bar(None, &file);
-    let built = compressed(&options.out, &file, options, |w| image::save(&compose::web_image(cx), w, &progress));
-    progress.finish_and_clear();
-    let mut built = built?;
-    built.artifact.kind = "image".into();
-    Ok(built)
+    let image = compose::web_image(cx);
+    compressed(cx, options, source, "image", None, |w, progress| image::save(&image, w, progress))
 }
 
-/// Compresses what `produce` writes into a staged file, hashing the output on its way out.
+/// The artifact of `kind`: what `produce` writes, compressed into a staged file and hashed
+/// on its way out, with a progress bar of `total` input bytes (a counter when unknown).
 fn compressed(
-    dir: &Path,
-    file: &str,
+    cx: &Context,
     options: &Options,
-    produce: impl FnOnce(&mut dyn io::Write) -> Result<()>,
+    source: &Source,
+    kind: &str,
+    total: Option<u64>,
+    produce: impl FnOnce(&mut dyn io::Write, &ProgressBar) -> Result<()>,
 ) -> Result<Built> {
-    let mut staged = Staged::create(dir, file)?;
+    let file = file_name(cx, source, kind);
+    let mut staged = Staged::create(&options.out, &file)?;
     let mut sink = HashingWriter::new(staged.file());
-    let totals = gzip::compress(&mut sink, options.level, options.jobs, produce)?;
+    let progress = progress_bar(total, &file);
+    let totals = gzip::compress(&mut sink, options.level, options.jobs, |w| produce(w, &progress));
+    progress.finish_and_clear();
+    let totals = totals?;
     let (size, sha256) = sink.finish();
     debug_assert_eq!(size, totals.bytes_out);
-    let artifact =
-        Artifact { file: file.to_owned(), kind: String::new(), size, sha256, files: None, uncompressed_bytes: None };
+    let artifact = Artifact { file, kind: kind.to_owned(), size, sha256, files: None, uncompressed_bytes: None };
     Ok(Built { staged, artifact, bytes_in: totals.bytes_in })
 }
 
