@@ -133,6 +133,11 @@ mod stack_check {
     fn compose_config_dev() {
         let config = compose_config(".env", ".env.example", &["docker/compose.yml"]);
         assert_eq!(published(&config), ["web"], "in dev only web (runserver) is published");
+        let ports = config["services"]["web"]["ports"].as_array().expect("web ports");
+        assert!(
+            ports.iter().all(|p| p["host_ip"] == "127.0.0.1"),
+            "runserver with DEBUG on is published beyond loopback: {ports:?}"
+        );
     }
 
     #[test]
