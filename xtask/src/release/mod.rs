@@ -18,7 +18,7 @@ mod version;
 
 use std::fs;
 use std::io::{self, IsTerminal};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
@@ -63,10 +63,11 @@ impl Options {
 }
 
 /// A path from the command line, made absolute against the current directory.
-pub fn user_path(path: &Path) -> Result<PathBuf> {
+fn user_path(path: &Path) -> Result<PathBuf> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    // Dropping `.` components keeps prefixes comparable (`./dist` is `dist`).
-    Ok(cwd.join(path).components().filter(|c| *c != Component::CurDir).collect())
+    // Collecting the components drops `.` and trailing slashes, so prefixes stay comparable
+    // (`./dist/` is `dist`) and `{out}/{file}` in messages has one slash.
+    Ok(cwd.join(path).components().collect())
 }
 
 pub fn release(cx: &Context, args: ReleaseArgs) -> Result<()> {
