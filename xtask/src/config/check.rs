@@ -8,17 +8,17 @@ use crate::config::preflight;
 use crate::context::Context;
 use crate::plan::runner;
 use crate::plan::Plan;
+use crate::stack::compose::Stack;
 use crate::stack::{self, OneOff};
 
 pub fn check(cx: &Context, args: StackArgs) -> Result<()> {
-    let django_check: &[&str] = if args.prod {
-        preflight::refuse_unsafe_prod(cx)?;
-        stack::DEPLOY_CHECK
+    let (stack, django_check) = if args.prod {
+        (stack::safe_prod(cx, false)?.0, stack::DEPLOY_CHECK)
     } else {
-        preflight::refuse_invalid_dev(cx)?;
-        &["check"]
+        preflight::refuse_invalid_dev(&stack::load_env(cx, Stack::Dev)?)?;
+        (Stack::Dev, ["check"].as_slice())
     };
-    let base = stack::prepare(cx, stack::stack_for(cx, args.prod)?)?;
+    let base = stack::prepare(cx, stack)?;
     // The system checks need no database, so none is started for them.
     runner::execute(cx, Plan::default().run(stack::one_off(&base, OneOff::NoDeps, django_check)))
 }

@@ -47,6 +47,14 @@ impl EnvFile {
     pub fn vars(&self) -> BTreeMap<String, String> {
         self.entries.iter().map(|e| (e.key.clone(), e.value.clone())).collect()
     }
+
+    /// The file read from `path`, refused at its first malformed line.
+    pub fn well_formed(self, path: &Path) -> Result<EnvFile> {
+        if let Some(bad) = self.malformed.first() {
+            bail!("{}:{}: {}", path.display(), bad.line, bad.message);
+        }
+        Ok(self)
+    }
 }
 
 /// Parses the file at `path`, interpolating from this process's environment as Compose
@@ -58,11 +66,7 @@ pub fn load(path: &Path) -> Result<EnvFile> {
 
 /// The variables the file at `path` defines; its first malformed line is an error.
 pub fn read(path: &Path) -> Result<BTreeMap<String, String>> {
-    let file = load(path)?;
-    if let Some(bad) = file.malformed.first() {
-        bail!("{}:{}: {}", path.display(), bad.line, bad.message);
-    }
-    Ok(file.vars())
+    Ok(load(path)?.well_formed(path)?.vars())
 }
 
 /// Parses env file text. `env` answers interpolated names before earlier lines do, as in Compose.

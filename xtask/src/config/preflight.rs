@@ -6,8 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{bail, Result};
 
-use crate::config::envfile::{self, Entry, EnvFile};
-use crate::context::Context;
+use crate::config::envfile::{Entry, EnvFile};
 use crate::stack::compose::Stack;
 
 /// The value the committed example files hold for every secret.
@@ -40,22 +39,16 @@ impl Problem {
 }
 
 /// Refuses `.env.prod` when it is malformed or unsafe; prints one line a problem to stderr.
-pub fn refuse_unsafe_prod(cx: &Context) -> Result<()> {
-    refuse(cx, Stack::from_flag(true), "is not safe for production", prod_problems)
+pub fn refuse_unsafe_prod(file: &EnvFile) -> Result<()> {
+    refuse(Stack::from_flag(true).env_file(), "is not safe for production", prod_problems(file))
 }
 
 /// Refuses `.env` when Compose would refuse or misread it.
-pub fn refuse_invalid_dev(cx: &Context) -> Result<()> {
-    refuse(cx, Stack::Dev, "is not valid", dev_problems)
+pub fn refuse_invalid_dev(file: &EnvFile) -> Result<()> {
+    refuse(Stack::Dev.env_file(), "is not valid", dev_problems(file))
 }
 
-fn refuse(cx: &Context, stack: Stack, verdict: &str, checks: fn(&EnvFile) -> Vec<Problem>) -> Result<()> {
-    let name = stack.env_file();
-    let path = cx.path(name);
-    if !path.is_file() {
-        bail!("{name} not found: run `{}` to create it", stack.init_hint());
-    }
-    let problems = checks(&envfile::load(&path)?);
+fn refuse(name: &str, verdict: &str, problems: Vec<Problem>) -> Result<()> {
     if problems.is_empty() {
         return Ok(());
     }
@@ -302,6 +295,7 @@ fn bare_host(raw: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::envfile;
 
     fn problems(text: &str) -> Vec<String> {
         prod_problems(&envfile::parse(text, &|_| None)).into_iter().map(|p| p.message).collect()

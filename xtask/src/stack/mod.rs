@@ -8,7 +8,8 @@ use std::io::IsTerminal;
 use anyhow::{bail, Result};
 
 use crate::cli::{DevArgs, DownArgs, LogsArgs, ManageArgs, ProdArgs, StackArgs};
-use crate::config::{envfile, preflight};
+use crate::config::envfile::{self, EnvFile};
+use crate::config::preflight;
 use crate::context::Context;
 use crate::plan::runner;
 use crate::plan::{Plan, Step, Task};
@@ -33,8 +34,7 @@ pub fn dev(cx: &Context, args: DevArgs) -> Result<()> {
 }
 
 pub fn prod(cx: &Context, args: ProdArgs) -> Result<()> {
-    preflight::refuse_unsafe_prod(cx)?;
-    let stack = prod_stack(cx, args.with_db)?;
+    let (stack, env) = safe_prod(cx, args.with_db)?;
     let base = prepare(cx, stack)?;
     let mut plan = Plan::default();
     if !args.no_build {
@@ -44,7 +44,7 @@ pub fn prod(cx: &Context, args: ProdArgs) -> Result<()> {
         .run(one_off(&base, OneOff::NoDeps, DEPLOY_CHECK))
         .run(base.clone().args(["up", "--detach", "--no-build"]))
         .then(Task::WaitHealthy { compose: base, timeout_secs: args.wait_timeout })
-        .then(Task::Say(format!("the production stack is up at {}", prod_url(cx)?)));
+        .then(Task::Say(format!("the production stack is up at {}", prod_url(&env))));
     runner::execute(cx, plan)
 }
 
@@ -116,46 +116,59 @@ pub(crate) fn one_off(base: &Step, deps: OneOff, args: &[&str]) -> Step {
 pub(crate) fn prepare(cx: &Context, stack: Stack) -> Result<Step> {
     require_env_file(cx, stack)?;
     let compose = Compose::detect(cx)?;
-    crate::stack::compose::require_engine(cx)?;
+    compose::require_engine(cx)?;
     Ok(compose.step(cx, stack))
 }
 
 pub(crate) fn require_env_file(cx: &Context, stack: Stack) -> Result<()> {
-    let path = cx.path(stack.env_file());
-    if !path.is_file() {
-        bail!("{} not found: run `{}` to create it", path.display(), stack.init_hint());
+    if !cx.path(stack.env_file()).is_file() {
+        bail!("{} not found: run `{}` to create it", stack.env_file(), stack.init_hint());
     }
     Ok(())
 }
 
+/// The stack's env file, parsed; a missing one names the command that creates it.
+pub(crate) fn load_env(cx: &Context, stack: Stack) -> Result<EnvFile> {
+    require_env_file(cx, stack)?;
+    envfile::load(&cx.path(stack.env_file()))
+}
+
 pub(crate) fn stack_for(cx: &Context, prod: bool) -> Result<Stack> {
-    if prod {
-        prod_stack(cx, false)
-    } else {
-        Ok(Stack::Dev)
+    if !prod {
+        return Ok(Stack::Dev);
     }
+    let stack = Stack::from_flag(true);
+    let env = load_env(cx, stack)?.well_formed(&cx.path(stack.env_file()))?;
+    prod_stack(cx, &env, false)
+}
+
+/// `.env.prod`, read once and refused when unsafe, with the production stack it selects.
+pub(crate) fn safe_prod(cx: &Context, with_db: bool) -> Result<(Stack, EnvFile)> {
+    let env = load_env(cx, Stack::from_flag(true))?;
+    preflight::refuse_unsafe_prod(&env)?;
+    Ok((prod_stack(cx, &env, with_db)?, env))
 }
 
 /// The production stack runs the bundled database when `.env.prod` points web at it
 /// (`POSTGRES_HOST=db`). Deciding from the env file, not from a flag, keeps every later
 /// command (migrate, down --volumes, ...) on the same set of compose files.
-fn prod_stack(cx: &Context, with_db: bool) -> Result<Stack> {
-    let stack = Stack::Prod { with_db: false };
-    require_env_file(cx, stack)?;
-    let path = cx.path(stack.env_file());
-    let host = envfile::read(&path)?.get("POSTGRES_HOST").cloned().unwrap_or_default();
+fn prod_stack(cx: &Context, env: &EnvFile, with_db: bool) -> Result<Stack> {
+    let host = env.get("POSTGRES_HOST").map(|e| e.value.as_str()).unwrap_or_default();
     let bundled = host == BUNDLED_DB_HOST;
     if with_db && !bundled {
         bail!(
             "--with-db starts the bundled database, but {} sets POSTGRES_HOST={host:?}: set POSTGRES_HOST={BUNDLED_DB_HOST} there, or drop --with-db to use that database",
-            path.display()
+            cx.path(Stack::from_flag(true).env_file()).display()
         );
     }
     Ok(Stack::Prod { with_db: bundled })
 }
 
-fn prod_url(cx: &Context) -> Result<String> {
-    let vars = envfile::read(&cx.path(Stack::Prod { with_db: false }.env_file()))?;
-    let port = vars.get("HTTP_PORT").map(String::as_str).unwrap_or("80");
-    Ok(if port == "80" { "http://localhost/".to_owned() } else { format!("http://localhost:{port}/") })
+fn prod_url(env: &EnvFile) -> String {
+    let port = env.get("HTTP_PORT").map(|e| e.value.as_str()).unwrap_or("80");
+    if port == "80" {
+        "http://localhost/".to_owned()
+    } else {
+        format!("http://localhost:{port}/")
+    }
 }
