@@ -164,11 +164,26 @@ fn prod_stack(cx: &Context, env: &EnvFile, with_db: bool) -> Result<Stack> {
     Ok(Stack::Prod { with_db: bundled })
 }
 
+/// Where nginx is published: `${HTTP_PORT:-80}` in the compose file, so a blank value means 80.
 fn prod_url(env: &EnvFile) -> String {
-    let port = env.get("HTTP_PORT").map(|e| e.value.as_str()).unwrap_or("80");
-    if port == "80" {
+    let port = env.get("HTTP_PORT").map(|e| e.value.trim()).unwrap_or_default();
+    if port.is_empty() || port == "80" {
         "http://localhost/".to_owned()
     } else {
         format!("http://localhost:{port}/")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_names_the_port_unless_it_is_80_or_left_blank() {
+        let url = |text: &str| prod_url(&envfile::parse(text, &|_| None));
+        assert_eq!(url(""), "http://localhost/");
+        assert_eq!(url("HTTP_PORT=\n"), "http://localhost/");
+        assert_eq!(url("HTTP_PORT=80\n"), "http://localhost/");
+        assert_eq!(url("HTTP_PORT=8080\n"), "http://localhost:8080/");
     }
 }
