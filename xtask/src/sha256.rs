@@ -56,7 +56,7 @@ pub fn hash_file(path: &Path) -> io::Result<(u64, String)> {
     copy(&mut File::open(path)?, io::sink())
 }
 
-pub fn hex(bytes: &[u8]) -> String {
+fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -21,14 +21,14 @@ use report::Outcome;
 
 /// One line of the summary: a named child process and what it needs to run.
 #[derive(Debug, Clone)]
-pub struct Check {
+struct Check {
     pub name: &'static str,
     pub step: Step,
     pub needs: Needs,
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Needs {
+struct Needs {
     /// Debian programs; a missing one fails the check with the apt-get line.
     pub system: Vec<&'static SystemTool>,
     /// Compose v2, hadolint and actionlint from `target/tools`.
@@ -58,7 +58,7 @@ pub fn ci(cx: &Context, args: CiArgs) -> Result<()> {
 }
 
 /// Every check, in the order they run.
-pub fn plan(cx: &Context) -> Vec<Check> {
+fn plan(cx: &Context) -> Vec<Check> {
     let cargo = |args: &[&str]| Step::new("cargo", &cx.root).args(args.iter().copied());
     let mut test = cargo(&["test", "--workspace", "--"]);
     for prefix in OWN_STEPS {
@@ -105,7 +105,7 @@ impl Needs {
 }
 
 /// The plan as `--dry-run` prints it: a `#` line naming each check, then its command.
-pub fn render(checks: &[Check]) -> String {
+fn render(checks: &[Check]) -> String {
     let mut out = String::new();
     for check in checks {
         let when = if check.needs.engine { ", when a Docker engine answers" } else { "" };

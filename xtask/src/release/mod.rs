@@ -6,11 +6,11 @@
 //! command's; the default output directory is `dist/` under the project root.
 
 mod archive;
-pub mod checksums;
+mod checksums;
 mod collect;
 mod gzip;
 mod image;
-pub mod manifest;
+mod manifest;
 mod staging;
 mod tree;
 pub mod verify;

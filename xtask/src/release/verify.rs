@@ -18,7 +18,7 @@ use crate::release::user_path;
 use crate::sha256;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Problem {
+enum Problem {
     /// The file's bytes are not the ones listed.
     Mismatch {
         file: String,
@@ -73,7 +73,7 @@ pub fn verify(cx: &Context, args: VerifyArgs) -> Result<()> {
 }
 
 /// Every problem in `dir`, listed files in name order, then unlisted ones.
-pub fn problems(dir: &Path, sums: &Sums, manifest: &Manifest) -> Result<Vec<Problem>> {
+fn problems(dir: &Path, sums: &Sums, manifest: &Manifest) -> Result<Vec<Problem>> {
     let mut problems = Vec::new();
     let mut described: BTreeMap<&str, &Artifact> = BTreeMap::new();
     for artifact in manifest.artifacts() {
