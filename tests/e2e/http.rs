@@ -140,11 +140,6 @@ pub fn between<'t>(text: &'t str, start: &str, end: &str) -> Option<&'t str> {
     Some(&text[from..to])
 }
 
-/// Whether something accepts TCP connections on 127.0.0.1:`port`.
-pub fn answers(port: u16) -> bool {
-    TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)), Duration::from_secs(2)).is_ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
