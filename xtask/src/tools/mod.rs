@@ -66,7 +66,8 @@ fn expose_binaries(home: &Path, venv: &Path) -> Result<()> {
         (site.join("compose/docker-compose"), home.join("docker/cli-plugins/docker-compose")),
     ];
     for (from, to) in links {
-        fs::create_dir_all(to.parent().unwrap_or(home))?;
+        let dir = to.parent().unwrap_or(home);
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         // A hard link costs no space; a copy covers file systems that refuse links.
         if fs::hard_link(&from, &to).is_err() {
             fs::copy(&from, &to).with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
@@ -79,7 +80,7 @@ fn site_packages(venv: &Path) -> Result<PathBuf> {
     let lib = venv.join("lib");
     let entries = fs::read_dir(&lib).with_context(|| format!("cannot list {}", lib.display()))?;
     for entry in entries {
-        let path = entry?.path().join("site-packages");
+        let path = entry.with_context(|| format!("cannot list {}", lib.display()))?.path().join("site-packages");
         if path.is_dir() {
             return Ok(path);
         }
@@ -113,7 +114,9 @@ fn install_once(target: &Path, stamp: &str, what: &str, install: impl FnOnce(&Pa
 /// (or the process dies, so a killed install never blocks the next one).
 fn lock(target: &Path) -> Result<File> {
     let path = target.with_extension("lock");
-    fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create {}: set XTASK_TOOLS_DIR to a writable directory", dir.display()))?;
     let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
     file.lock().with_context(|| format!("cannot lock {}", path.display()))?;
     Ok(file)
