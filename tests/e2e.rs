@@ -514,10 +514,15 @@ fn assert_secret_in_no_layer(project: &Project, image: &str, secret: &str) {
     let untar = Command::new("tar").arg("-xf").arg(&saved).arg("-C").arg(&unpacked).status().unwrap();
     assert!(untar.success(), "cannot unpack the saved image");
     fs::remove_file(&saved).unwrap();
-    let layers = walk(&unpacked).into_iter().filter(|p| p.ends_with("layer.tar")).count();
+    // manifest.json names the layer files in the legacy layout (<id>/layer.tar) and in the
+    // OCI one of Docker 25 and later (blobs/sha256/<digest>) alike.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(unpacked.join("manifest.json")).unwrap()).unwrap();
+    let layers: Vec<&str> = manifest[0]["Layers"].as_array().into_iter().flatten().filter_map(|l| l.as_str()).collect();
     let expected: Vec<String> =
         serde_json::from_str(&docker_ok(&["image", "inspect", "--format", "{{json .RootFS.Layers}}", image])).unwrap();
-    assert!(layers > 0 && layers <= expected.len(), "{layers} layer tars for {} layers", expected.len());
+    assert_eq!(layers.len(), expected.len(), "the saved image lists {layers:?} for {} layers", expected.len());
+    assert!(layers.iter().all(|l| unpacked.join(l).is_file()), "a layer listed in manifest.json is missing");
     let holding = |needle: &str| -> Vec<String> {
         let out =
             Command::new("grep").args(["-rlF", "--binary-files=text", "--", needle]).arg(&unpacked).output().unwrap();
@@ -525,17 +530,4 @@ fn assert_secret_in_no_layer(project: &Project, image: &str, secret: &str) {
     };
     assert!(!holding("MAX_DEFAULT_WORKERS").is_empty(), "the layer search does not see the code");
     assert_eq!(holding(secret), Vec::<String>::new(), "the SECRET_KEY of {} is in the image", project.name);
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
