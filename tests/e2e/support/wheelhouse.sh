@@ -154,7 +154,10 @@ else
         kill -0 $! 2>/dev/null || { tail -n 20 "$dir/server.log" >&2; die "server did not start"; }
         sleep 0.1
     done
-    [ -s "$dir/server.port" ] || die "server did not report its port"
+    if [ ! -s "$dir/server.port" ]; then
+        kill "$!" 2>/dev/null || true
+        die "server did not report its port"
+    fi
     log "started server $(cat "$dir/server.pid") (log: $dir/server.log)"
 fi
 port=$(cat "$dir/server.port")
