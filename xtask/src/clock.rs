@@ -1,4 +1,5 @@
-//! UTC times as the xtask writes them: stamps in backup file names, and times people read.
+//! UTC times as the xtask writes them: stamps in backup file names (and back), and times
+//! people read.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -8,6 +9,19 @@ const LAST: Duration = Duration::from_secs(253_402_300_799);
 /// `20250131T235959Z`: sortable, and free of characters a file name would need quoted for.
 pub fn stamp(at: SystemTime) -> String {
     rfc3339(at).replace(['-', ':'], "")
+}
+
+/// The time a [`stamp()`] names; `None` unless `text` is one, with a real date and time.
+pub fn parse_stamp(text: &str) -> Option<SystemTime> {
+    // ASCII first: the slices below must fall on character boundaries.
+    let shaped = text.len() == 16 && text.is_ascii() && text.as_bytes()[8] == b'T' && text.ends_with('Z');
+    if !shaped {
+        return None;
+    }
+    let (date, time) = (&text[..8], &text[9..15]);
+    let rfc3339 =
+        format!("{}-{}-{}T{}:{}:{}Z", &date[..4], &date[4..6], &date[6..], &time[..2], &time[2..4], &time[4..]);
+    humantime::parse_rfc3339(&rfc3339).ok()
 }
 
 /// `2025-01-31 23:59:59 UTC`.
@@ -36,6 +50,17 @@ mod tests {
         assert_eq!(readable(at(1_738_367_999)), "2025-01-31 23:59:59 UTC");
         assert_eq!(stamp(at(951_782_400)), "20000229T000000Z");
         assert_eq!(readable(at(0)), "1970-01-01 00:00:00 UTC");
+    }
+
+    #[test]
+    fn stamps_read_back_only_when_they_name_a_real_time() {
+        assert_eq!(parse_stamp(&stamp(at(1_738_367_999))), Some(at(1_738_367_999)));
+        assert_eq!(parse_stamp("20000229T000000Z"), Some(at(951_782_400)));
+        for bad in
+            ["20250131T235959", "2025013XT235959Z", "20251331T000000Z", "2025-01-31T23:5Z", "2025013\u{e9}T35959Z"]
+        {
+            assert_eq!(parse_stamp(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

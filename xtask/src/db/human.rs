@@ -1,20 +1,13 @@
 //! Times and sizes as backups show them: the time in a backup's file name (the UTC
 //! stamp of [`crate::clock::stamp`]), and sizes as people read them.
 
+use crate::clock;
+
 /// `2025-01-31 23:59:59 UTC` from a backup's file name (`<db>-<stamp>.dump`), if it has a stamp.
 pub fn time_from_name(name: &str) -> Option<String> {
     let stem = name.strip_suffix(".dump")?;
     let stamp = stem.get(stem.len().checked_sub(16)?..)?;
-    let shaped = stamp.bytes().enumerate().all(|(i, b)| match i {
-        8 => b == b'T',
-        15 => b == b'Z',
-        _ => b.is_ascii_digit(),
-    });
-    let part = |from: usize, to: usize| &stamp[from..to];
-    shaped.then(|| {
-        let (date, time) = ((part(0, 4), part(4, 6), part(6, 8)), (part(9, 11), part(11, 13), part(13, 15)));
-        format!("{}-{}-{} {}:{}:{} UTC", date.0, date.1, date.2, time.0, time.1, time.2)
-    })
+    clock::parse_stamp(stamp).map(clock::readable)
 }
 
 /// `512 B`, `1.5 KiB`, `12.3 MiB`, ...
@@ -37,13 +30,17 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
-    use crate::clock;
 
     #[test]
     fn a_stamped_name_gives_its_time() {
         assert_eq!(time_from_name("app-20250131T235959Z.dump").as_deref(), Some("2025-01-31 23:59:59 UTC"));
         assert_eq!(time_from_name("app.dump"), None);
         assert_eq!(time_from_name("app-2025013XT235959Z.dump"), None);
+        assert_eq!(
+            time_from_name("app-20251399T000000Z.dump"),
+            None,
+            "no such day: the caller falls back to the mtime"
+        );
         let at = UNIX_EPOCH + Duration::from_secs(1_738_367_999);
         let name = format!("app-{}.dump", clock::stamp(at));
         assert_eq!(time_from_name(&name), Some(clock::readable(at)));
