@@ -138,32 +138,50 @@ fn dev_starts_the_dev_stack_in_the_foreground_or_detached() {
     each_flavour(&["dev", "--build", "-d"], "dev", &["up --build --detach"]);
 }
 
-#[test]
-fn ctrl_c_in_the_foreground_stops_the_stack_and_returns_after_it() {
+/// Starts the xtask in its own process group, then does what a terminal's Ctrl-C does
+/// (signal the whole foreground group) once the recorded calls satisfy `ready`.
+fn interrupt_when(sandbox: &Sandbox, args: &[&str], env: &[(&str, &str)], ready: fn(&[String]) -> bool) -> Output {
     use std::os::unix::process::CommandExt;
-    let sandbox = Sandbox::new(Installed::V2);
-    symlink("/bin/sleep", sandbox.bin().join("sleep")).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    cmd.arg("dev")
+    cmd.args(args)
         .env_clear()
         .env("PATH", sandbox.bin())
         .env("XTASK_ROOT", sandbox.root())
         .env("FAKE_DOCKER_LOG", sandbox.log())
-        .env("FAKE_BLOCK", "1")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .process_group(0);
     let child = cmd.spawn().unwrap();
     let started = std::time::Instant::now();
-    while !sandbox.calls().iter().any(|c| c == "running") {
-        assert!(started.elapsed().as_secs() < 20, "up never started: {:#?}", sandbox.calls());
+    while !ready(&sandbox.calls()) {
+        assert!(started.elapsed().as_secs() < 20, "{args:?} never got ready: {:#?}", sandbox.calls());
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    // A terminal's Ctrl-C signals the whole foreground process group.
     let group = format!("-{}", child.id());
     assert!(Command::new("kill").args(["-INT", "--", &group]).status().unwrap().success());
-    let output = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn ctrl_c_in_the_foreground_stops_the_stack_and_returns_after_it() {
+    let sandbox = Sandbox::new(Installed::V2);
+    symlink("/bin/sleep", sandbox.bin().join("sleep")).unwrap();
+    let output =
+        interrupt_when(&sandbox, &["dev"], &[("FAKE_BLOCK", "1")], |calls| calls.iter().any(|c| c == "running"));
     assert_eq!(sandbox.calls().last().map(String::as_str), Some("stopped"), "returned before the stack stopped");
     assert_eq!(output.status.code(), Some(130));
+    assert!(output.stderr.is_empty(), "{}", stderr(&output));
+}
+
+#[test]
+fn ctrl_c_while_waiting_for_health_stops_the_wait_without_a_timeout_error() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let env = [("FAKE_INSPECT", "web running starting")];
+    let output = interrupt_when(&sandbox, &["prod", "--wait-timeout", "60"], &env, |calls| {
+        calls.iter().any(|c| c.starts_with("ROOT|WEB_IMAGE=|docker inspect"))
+    });
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
     assert!(output.stderr.is_empty(), "{}", stderr(&output));
 }
 

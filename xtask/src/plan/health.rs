@@ -7,7 +7,7 @@ use anyhow::{bail, Context as _, Result};
 use xshell::cmd;
 
 use crate::context::Context;
-use crate::plan::runner::interrupted;
+use crate::plan::runner;
 use crate::plan::Step;
 
 /// One container as `docker inspect` reports it.
@@ -25,7 +25,10 @@ const POLL: Duration = Duration::from_secs(2);
 pub fn wait(cx: &Context, compose: &Step, timeout_secs: u64) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(timeout_secs);
     loop {
-        let containers = inspect(cx, compose)?;
+        let containers = inspect(cx, compose);
+        // Ctrl-C reaches the probes too, and stops the wait rather than timing it out.
+        runner::exit_if_interrupted();
+        let containers = containers?;
         let failing = stopped(&containers);
         if !failing.is_empty() {
             explain(cx, compose, &failing);
@@ -35,7 +38,7 @@ pub fn wait(cx: &Context, compose: &Step, timeout_secs: u64) -> Result<()> {
         if waiting.is_empty() {
             return Ok(());
         }
-        if Instant::now() >= deadline || interrupted() {
+        if Instant::now() >= deadline {
             explain(cx, compose, &waiting);
             bail!(
                 "service(s) {} not healthy after {timeout_secs}s: see the logs above, or raise --wait-timeout",
@@ -93,7 +96,7 @@ fn unhealthy(containers: &[Container]) -> Vec<String> {
 fn explain(cx: &Context, compose: &Step, services: &[String]) {
     let logs = compose.clone().args(["logs", "--no-color", "--tail", "30"]).args(services.iter().cloned());
     eprintln!("last log lines of {}:", services.join(", "));
-    if crate::plan::runner::run_step(cx, &logs).is_err() {
+    if runner::run_step(cx, &logs).is_err() {
         eprintln!("(could not read the logs: `{logs}`)");
     }
 }

@@ -18,6 +18,14 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
+/// Exits with 130, as a shell reports Ctrl-C, once the user has pressed it: what stopped
+/// then is no failure to report.
+pub fn exit_if_interrupted() {
+    if interrupted() {
+        std::process::exit(130);
+    }
+}
+
 pub fn execute(cx: &Context, plan: Plan) -> Result<()> {
     if cx.dry_run {
         print!("{}", plan.render());
@@ -56,10 +64,7 @@ pub fn run_step(cx: &Context, step: &Step) -> Result<()> {
     if status.success() {
         return Ok(());
     }
-    if interrupted() {
-        // The user asked to stop and the child has stopped: not a failure to report.
-        std::process::exit(130);
-    }
+    exit_if_interrupted();
     Err(ChildFailed { command: step.to_string(), code: status_code(status) }.into())
 }
 
