@@ -86,7 +86,7 @@ fn prod_target(host: &str, db_host: Option<&str>) -> Result<Target> {
     if let Some(db_host) = db_host {
         settings.push(("POSTGRES_HOST", host_name("--db-host", db_host, "db.example.com")?));
     }
-    Ok(Target { stack: Stack::from_flag(true), example: ".env.prod.example", settings })
+    Ok(Target { stack: Stack::PROD, example: ".env.prod.example", settings })
 }
 
 /// A bare DNS name or IPv4 address, lower-cased: what both ALLOWED_HOSTS and an https origin take.

@@ -40,7 +40,7 @@ impl Problem {
 
 /// Refuses `.env.prod` when it is malformed or unsafe; prints one line a problem to stderr.
 pub fn refuse_unsafe_prod(file: &EnvFile) -> Result<()> {
-    refuse(Stack::from_flag(true).env_file(), "is not safe for production", prod_problems(file))
+    refuse(Stack::PROD.env_file(), "is not safe for production", prod_problems(file))
 }
 
 /// Refuses `.env` when Compose would refuse or misread it.

@@ -17,13 +17,9 @@ pub enum Stack {
 }
 
 impl Stack {
-    pub fn from_flag(prod: bool) -> Stack {
-        if prod {
-            Stack::Prod { with_db: false }
-        } else {
-            Stack::Dev
-        }
-    }
+    /// The production stack before `.env.prod` is read: enough to name its env file, but
+    /// whether it runs the bundled database is that file's to say (`stack::stack_for`).
+    pub const PROD: Stack = Stack::Prod { with_db: false };
 
     pub fn env_file(self) -> &'static str {
         match self {

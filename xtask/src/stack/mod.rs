@@ -137,14 +137,14 @@ pub(crate) fn stack_for(cx: &Context, prod: bool) -> Result<Stack> {
     if !prod {
         return Ok(Stack::Dev);
     }
-    let stack = Stack::from_flag(true);
+    let stack = Stack::PROD;
     let env = load_env(cx, stack)?.well_formed(&cx.path(stack.env_file()))?;
     prod_stack(cx, &env, false)
 }
 
 /// `.env.prod`, read once and refused when unsafe, with the production stack it selects.
 pub(crate) fn safe_prod(cx: &Context, with_db: bool) -> Result<(Stack, EnvFile)> {
-    let env = load_env(cx, Stack::from_flag(true))?;
+    let env = load_env(cx, Stack::PROD)?;
     preflight::refuse_unsafe_prod(&env)?;
     Ok((prod_stack(cx, &env, with_db)?, env))
 }
@@ -158,7 +158,7 @@ fn prod_stack(cx: &Context, env: &EnvFile, with_db: bool) -> Result<Stack> {
     if with_db && !bundled {
         bail!(
             "--with-db starts the bundled database, but {} sets POSTGRES_HOST={host:?}: set POSTGRES_HOST={BUNDLED_DB_HOST} there, or drop --with-db to use that database",
-            cx.path(Stack::from_flag(true).env_file()).display()
+            cx.path(Stack::PROD.env_file()).display()
         );
     }
     Ok(Stack::Prod { with_db: bundled })
