@@ -1,10 +1,9 @@
 //! SHA256SUMS: one `sha256sum` line per artifact of the release directory.
 
 use std::collections::BTreeMap;
-use std::io;
 use std::path::Path;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, Result};
 
 use crate::sha256;
 
@@ -44,10 +43,9 @@ pub fn is_plain_name(file: &str) -> bool {
 /// Reads `dir/SHA256SUMS`; a missing file is an empty list.
 pub fn read(dir: &Path) -> Result<Sums> {
     let path = dir.join(FILE_NAME);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => parse(&text, &path),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Sums::new()),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    match super::read_if_present(&path)? {
+        Some(text) => parse(&text, &path),
+        None => Ok(Sums::new()),
     }
 }
 

@@ -2,7 +2,6 @@
 //! the latest release; `earlier` keeps the records of the releases already there, so that
 //! every line of SHA256SUMS is described by one artifact of the manifest.
 
-use std::io;
 use std::path::Path;
 
 use anyhow::{Context as _, Result};
@@ -66,11 +65,7 @@ impl Manifest {
 /// Reads `dir/manifest.json`; `None` when there is none yet.
 pub fn read(dir: &Path) -> Result<Option<Manifest>> {
     let path = dir.join(FILE_NAME);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
+    let Some(text) = super::read_if_present(&path)? else { return Ok(None) };
     let manifest = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a release manifest: fix or delete it", path.display()))?;
     Ok(Some(manifest))

@@ -254,6 +254,15 @@ fn publish(
     result
 }
 
+/// The text of `path`; `None` when there is no such file yet.
+fn read_if_present(path: &Path) -> Result<Option<String>> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
 fn staged_text(dir: &Path, name: &str, text: &str) -> Result<Staged> {
     let mut staged = Staged::create(dir, name)?;
     io::Write::write_all(staged.file(), text.as_bytes())
