@@ -317,6 +317,22 @@ fn verify_reports_lists_that_disagree() {
     assert!(report.contains("mismatch: site-1.0.0-static.tar.gz"), "{report}");
 }
 
+#[test]
+fn verify_without_both_lists_names_the_missing_one() {
+    let (repo, _, out) = released("1.0.0");
+    let missing = |expected: &str| {
+        let output = repo.run(&["verify", out.to_str().unwrap()]);
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(!output.status.success(), "{expected}: succeeded");
+        let line = format!("error: {} not found: pass the directory", out.join(expected).display());
+        assert!(stderr.starts_with(&line) && stderr.lines().count() == 1, "{stderr}");
+    };
+    fs::remove_file(out.join("manifest.json")).unwrap();
+    missing("manifest.json");
+    fs::remove_file(out.join("SHA256SUMS")).unwrap();
+    missing("SHA256SUMS");
+}
+
 /// Each case must fail with one `error:` line containing `expected`, leaving `out` as it was.
 fn assert_refused(
     repo: &Repo,

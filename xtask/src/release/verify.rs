@@ -8,7 +8,7 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 
 use crate::cli::VerifyArgs;
 use crate::context::Context;
@@ -54,13 +54,15 @@ pub fn verify(cx: &Context, args: VerifyArgs) -> Result<()> {
         Some(dir) => user_path(dir)?,
         None => cx.path("dist"),
     };
-    for list in [checksums::FILE_NAME, manifest::FILE_NAME] {
-        if !dir.join(list).is_file() {
-            bail!("{} not found: pass the directory `cargo xtask release` wrote to", dir.join(list).display());
-        }
+    let not_found = |list: &str| {
+        anyhow!("{} not found: pass the directory `cargo xtask release` wrote to", dir.join(list).display())
+    };
+    // An absent SHA256SUMS reads as an empty list, which a release directory never has.
+    if !dir.join(checksums::FILE_NAME).is_file() {
+        return Err(not_found(checksums::FILE_NAME));
     }
     let sums = checksums::read(&dir)?;
-    let manifest = manifest::read(&dir)?.context("manifest.json vanished while being read")?;
+    let manifest = manifest::read(&dir)?.ok_or_else(|| not_found(manifest::FILE_NAME))?;
     let problems = problems(&dir, &sums, &manifest)?;
     for problem in &problems {
         println!("{problem}");
