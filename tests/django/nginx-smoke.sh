@@ -87,12 +87,18 @@ nginx -p "$work/" -c "$work/nginx.conf" -e "$work/error.log" || {
     die "nginx did not start"
 }
 base="http://127.0.0.1:$port"
+ready=0
 for _ in $(seq 50); do
     if curl -s -o /dev/null "$base/nginx-healthz" && curl -s -o /dev/null "http://127.0.0.1:$upstream_port/"; then
+        ready=1
         break
     fi
     sleep 0.1
 done
+if [ "$ready" -ne 1 ]; then
+    cat "$work/error.log" "$work/upstream.log" >&2
+    die "nginx or the upstream stub did not answer within 5s"
+fi
 
 passed=0
 failed=0
