@@ -23,9 +23,9 @@ type Verdict = Result<(), Problem>;
 
 /// One reason to refuse a file: where (the statement's first line, when there is one) and what.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub line: Option<usize>,
-    pub message: String,
+struct Problem {
+    line: Option<usize>,
+    message: String,
 }
 
 impl Problem {
@@ -63,12 +63,12 @@ fn refuse(name: &str, verdict: &str, problems: Vec<Problem>) -> Result<()> {
 }
 
 /// Everything wrong with a production env file, in line order, then what is missing.
-pub fn prod_problems(file: &EnvFile) -> Vec<Problem> {
+fn prod_problems(file: &EnvFile) -> Vec<Problem> {
     in_order(file, |file| [well_formed(file), safe(file)].concat())
 }
 
 /// Everything wrong with a development env file.
-pub fn dev_problems(file: &EnvFile) -> Vec<Problem> {
+fn dev_problems(file: &EnvFile) -> Vec<Problem> {
     in_order(file, well_formed)
 }
 
@@ -248,7 +248,7 @@ fn postgres_password(file: &EnvFile) -> Verdict {
 }
 
 /// The booleans the settings accept, in any case, blanks around them ignored.
-pub fn parse_bool(value: &str) -> Option<bool> {
+fn parse_bool(value: &str) -> Option<bool> {
     match value.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" => Some(true),
         "0" | "false" | "no" => Some(false),

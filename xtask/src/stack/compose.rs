@@ -55,16 +55,16 @@ impl Stack {
 /// How Compose is invoked: `docker compose` (v2 plugin) or `docker-compose` (v1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compose {
-    pub program: String,
-    pub prefix: Vec<String>,
+    program: String,
+    prefix: Vec<String>,
 }
 
 impl Compose {
-    pub fn v2() -> Compose {
+    fn v2() -> Compose {
         Compose { program: "docker".into(), prefix: vec!["compose".into()] }
     }
 
-    pub fn v1() -> Compose {
+    fn v1() -> Compose {
         Compose { program: "docker-compose".into(), prefix: Vec::new() }
     }
 
