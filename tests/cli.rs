@@ -361,6 +361,20 @@ fn a_missing_env_file_names_the_init_command() {
 }
 
 #[test]
+fn a_bad_project_root_is_one_line_naming_it() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let missing = sandbox.dir.path().join("nowhere");
+    let output = sandbox.xtask(&["ps"], &[("XTASK_ROOT", missing.to_str().unwrap())]);
+    assert_eq!(output.status.code(), Some(1));
+    let line = format!(
+        "error: XTASK_ROOT={} is not a directory: set it to the project root, or unset it\n",
+        missing.display()
+    );
+    assert_eq!(stderr(&output), line);
+    assert!(sandbox.calls().is_empty());
+}
+
+#[test]
 fn help_lists_every_command() {
     let sandbox = Sandbox::new(Installed::V2);
     let output = sandbox.xtask(&["--help"], &[]);

@@ -39,7 +39,10 @@ impl Context {
 fn project_root() -> Result<PathBuf> {
     if let Some(root) = env::var_os("XTASK_ROOT") {
         let root = PathBuf::from(root);
-        return root.canonicalize().with_context(|| format!("XTASK_ROOT={}: no such directory", root.display()));
+        if !root.is_dir() {
+            bail!("XTASK_ROOT={} is not a directory: set it to the project root, or unset it", root.display());
+        }
+        return root.canonicalize().with_context(|| format!("cannot resolve XTASK_ROOT={}", root.display()));
     }
     let manifest = env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
