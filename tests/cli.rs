@@ -378,6 +378,7 @@ fn a_bad_project_root_is_one_line_naming_it() {
 fn help_lists_every_command() {
     let sandbox = Sandbox::new(Installed::V2);
     let output = sandbox.xtask(&["--help"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
     let help = String::from_utf8_lossy(&output.stdout);
     for command in [
         "dev",
@@ -393,6 +394,7 @@ fn help_lists_every_command() {
         "release",
         "verify",
         "db",
+        "ci",
     ] {
         assert!(help.lines().any(|l| l.trim_start().starts_with(command)), "{command} missing from:\n{help}");
     }
