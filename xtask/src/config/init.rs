@@ -56,7 +56,7 @@ pub fn init(cx: &Context, args: InitArgs) -> Result<()> {
     let text = render(target.with_secrets(random(KEY_ALPHABET, KEY_LEN)?, random(PASSWORD_ALPHABET, PASSWORD_LEN)?))?;
     let backup = if replacing { Some(back_up(&path)?) } else { None };
     write_atomically(&path, &text)?;
-    report(file, backup.as_deref());
+    report(target.stack, backup.as_deref());
     Ok(())
 }
 
@@ -152,14 +152,17 @@ fn show(path: &Path, text: &str, replacing: bool) -> Result<()> {
     Ok(())
 }
 
-fn report(file: &str, backup: Option<&Path>) {
-    println!("wrote {file} (mode 0600) with a new SECRET_KEY and POSTGRES_PASSWORD");
+fn report(stack: Stack, backup: Option<&Path>) {
+    println!("wrote {} (mode 0600) with a new SECRET_KEY and POSTGRES_PASSWORD", stack.env_file());
     if let Some(backup) = backup {
         println!("the old file is kept as {}", backup.display());
         // The bundled Postgres sets its password only when its volume is created.
         eprintln!("note: a database created with the old POSTGRES_PASSWORD still expects it: copy it over from the backup to keep that database");
     }
-    let next = if file == ".env" { "cargo xtask dev" } else { "cargo xtask check --prod, then cargo xtask prod" };
+    let next = match stack {
+        Stack::Dev => "cargo xtask dev",
+        Stack::Prod { .. } => "cargo xtask check --prod, then cargo xtask prod",
+    };
     println!("next: {next}");
 }
 
