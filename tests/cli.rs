@@ -242,6 +242,18 @@ fn prod_prints_the_url_once_healthy() {
 }
 
 #[test]
+fn verbose_echoes_every_command_of_the_health_wait() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let output = sandbox.xtask(&["-v", "prod", "--no-build"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let root = sandbox.root().display().to_string();
+    let err = stderr(&output).replace(&root, "ROOT");
+    let ps = format!("+ cd ROOT && WEB_IMAGE=shop-web {} ps -q", base_v2("prod"));
+    assert!(err.lines().any(|l| l == ps), "{err}");
+    assert!(err.lines().any(|l| l == "+ docker inspect c1 c2 c3"), "{err}");
+}
+
+#[test]
 fn prod_reports_unhealthy_services_with_their_logs_on_timeout() {
     let sandbox = Sandbox::new(Installed::V2);
     let inspect = "web running starting\\nnginx running healthy";

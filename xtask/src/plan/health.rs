@@ -52,6 +52,9 @@ pub fn wait(cx: &Context, compose: &Step, timeout_secs: u64) -> Result<()> {
 fn inspect(cx: &Context, compose: &Step) -> Result<Vec<Container>> {
     let sh = cx.shell()?;
     let ps = compose.clone().args(["ps", "-q"]);
+    if cx.verbose {
+        eprintln!("+ {ps}");
+    }
     let (program, args) = (&ps.program, &ps.args);
     let mut ids_cmd = cmd!(sh, "{program} {args...}").quiet();
     for (key, value) in &ps.env {
