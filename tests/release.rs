@@ -560,6 +560,24 @@ fn the_image_is_saved_compressed_and_recorded_beside_the_static_files() {
 }
 
 #[test]
+fn releasing_a_version_again_without_the_image_keeps_its_image_record() {
+    let (repo, _) = repo_with_tree();
+    let path = fake_docker(&repo, r#"[ "$1 $2" = "save site-web" ] || exit 3; printf 'image layers'"#);
+    let args = ["release", "--static-dir", "tree", "--out", "dist", "--version", "2.0.0"];
+    ok(&repo.xtask(&[&args[..], &["--image"]].concat()).env("PATH", &path).output().unwrap());
+    // The same version again, static files only: identical, so accepted, and the image
+    // published the first time stays listed in both SHA256SUMS and the manifest.
+    ok(&repo.xtask(&args).output().unwrap());
+    let out = repo.path("dist");
+    let manifest: serde_json::Value = serde_json::from_slice(&fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let files: Vec<&str> =
+        manifest["artifacts"].as_array().unwrap().iter().map(|a| a["file"].as_str().unwrap()).collect();
+    assert_eq!(files, ["site-2.0.0-static.tar.gz", "site-2.0.0-image.tar.gz"]);
+    ok(&repo.run(&["verify", "dist"]));
+    tool("sha256sum", &["-c", "SHA256SUMS"], &out);
+}
+
+#[test]
 fn a_killed_release_leaves_nothing_behind() {
     let (repo, _, out) = released("1.0.0");
     let before = snapshot(&out);

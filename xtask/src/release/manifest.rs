@@ -41,11 +41,22 @@ pub struct Artifact {
 }
 
 impl Manifest {
-    /// `latest` on top of what `previous` recorded; a record of the same name and version
-    /// is replaced. Earlier records are sorted so the file does not depend on history order.
-    pub fn merge(previous: Option<Manifest>, latest: Release) -> Manifest {
+    /// `latest` on top of what `previous` recorded. A record of the same name and version
+    /// is replaced, but its artifacts that this run did not make (the image, when a version
+    /// is released again without `--image`) stay in it: they stay published, and in
+    /// SHA256SUMS. Earlier records are sorted so the file does not depend on history order.
+    pub fn merge(previous: Option<Manifest>, mut latest: Release) -> Manifest {
         let mut earlier: Vec<Release> = previous.map(|m| [vec![m.latest], m.earlier].concat()).unwrap_or_default();
-        earlier.retain(|r| (&r.name, &r.version) != (&latest.name, &latest.version));
+        let same = |r: &Release| (&r.name, &r.version) == (&latest.name, &latest.version);
+        let kept: Vec<Artifact> = earlier
+            .iter()
+            .filter(|r| same(r))
+            .flat_map(|r| &r.artifacts)
+            .filter(|old| latest.artifacts.iter().all(|new| new.file != old.file))
+            .cloned()
+            .collect();
+        earlier.retain(|r| !same(r));
+        latest.artifacts.extend(kept);
         earlier.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
         earlier.dedup_by(|a, b| (&a.name, &a.version) == (&b.name, &b.version));
         Manifest { latest, earlier }
