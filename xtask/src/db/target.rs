@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-use crate::config::envfile;
 use crate::context::Context;
 use crate::plan::Step;
 use crate::stack;
@@ -52,10 +51,9 @@ pub enum Input {
 impl Database {
     /// Reads the stack's env file; asks nothing of Docker.
     pub fn locate(cx: &Context, prod: bool) -> Result<Database> {
-        let stack = stack::stack_for(cx, prod)?;
-        stack::require_env_file(cx, stack)?;
+        let (stack, env) = stack::stack_with_env(cx, prod)?;
         let path = cx.path(stack.env_file());
-        let vars = envfile::read(&path)?;
+        let vars = env.vars();
         let name = require(&vars, "POSTGRES_DB", &path)?;
         let place = match stack {
             Stack::Dev | Stack::Prod { with_db: true } => Place::Bundled,
@@ -74,8 +72,7 @@ impl Database {
 
     /// The stack and its Compose project, e.g. `dev (project shop-dev)`.
     pub fn stack_label(&self, cx: &Context) -> String {
-        let suffix = self.stack.suffix();
-        format!("{suffix} (project {}-{suffix})", cx.name)
+        format!("{} (project {})", self.stack.suffix(), self.stack.project(cx))
     }
 
     /// The command running `tool` (a Postgres client program and its options) against

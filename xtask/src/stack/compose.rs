@@ -36,6 +36,11 @@ impl Stack {
         }
     }
 
+    /// The Compose project name: `<name>-dev` or `<name>-prod`.
+    pub fn project(self, cx: &Context) -> String {
+        format!("{}-{}", cx.name, self.suffix())
+    }
+
     pub(crate) fn suffix(self) -> &'static str {
         match self {
             Stack::Dev => "dev",
@@ -93,7 +98,7 @@ impl Compose {
         let mut step = Step::new(&self.program, &cx.root)
             .args(self.prefix.iter().cloned())
             .arg("--project-name")
-            .arg(format!("{}-{}", cx.name, stack.suffix()))
+            .arg(stack.project(cx))
             .arg("--project-directory")
             .arg(cx.root.to_string_lossy())
             .arg("--env-file")

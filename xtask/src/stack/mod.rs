@@ -137,9 +137,15 @@ pub(crate) fn stack_for(cx: &Context, prod: bool) -> Result<Stack> {
     if !prod {
         return Ok(Stack::Dev);
     }
-    let stack = Stack::PROD;
+    Ok(stack_with_env(cx, prod)?.0)
+}
+
+/// The stack a `--prod` flag selects and its env file, read once and well formed.
+pub(crate) fn stack_with_env(cx: &Context, prod: bool) -> Result<(Stack, EnvFile)> {
+    let stack = if prod { Stack::PROD } else { Stack::Dev };
     let env = load_env(cx, stack)?.well_formed(&cx.path(stack.env_file()))?;
-    prod_stack(cx, &env, false)
+    let stack = if prod { prod_stack(cx, &env, false)? } else { stack };
+    Ok((stack, env))
 }
 
 /// `.env.prod`, read once and refused when unsafe, with the production stack it selects.
