@@ -120,6 +120,12 @@ fn prod_serves_pages_static_and_media_through_nginx_only() {
     let uids: Vec<&str> = status.lines().find_map(|l| l.strip_prefix("Uid:")).unwrap().split_whitespace().collect();
     assert_eq!(uids, [APP_UID; 4], "the web process is not the app user");
     assert_eq!(docker_ok(&["exec", &web, "id", "-u"]), APP_UID);
+    // The bounding set, not the effective one: a non-root process has no effective
+    // capabilities anyway, but could regain bounded ones through a setuid binary.
+    let caps = status.lines().find_map(|l| l.strip_prefix("CapBnd:")).unwrap().trim().to_owned();
+    assert_eq!(caps, "0000000000000000", "the web container keeps kernel capabilities");
+    let no_new_privs = status.lines().find_map(|l| l.strip_prefix("NoNewPrivs:")).unwrap().trim().to_owned();
+    assert_eq!(no_new_privs, "1", "the web process may gain privileges through setuid");
     let logs = docker(&["logs", &web]);
     let logs = text(&logs.stdout) + &text(&logs.stderr);
     assert!(logs.contains("Booting worker"), "gunicorn did not start its workers:\n{logs}");
