@@ -16,7 +16,11 @@ POSTGRES_USER=app
 POSTGRES_PASSWORD=vN4rT8yU2iO6pA1s
 POSTGRES_DB=app
 HTTP_PORT=8080
+HTTPS_PORT=8443
 ";
+
+/// The variables every production compose call gets: the image name and the local certificate.
+const PROD_VARS: &str = "WEB_IMAGE=shop-web TLS_CERT_FILE=ROOT/certs/site.pem TLS_KEY_FILE=ROOT/certs/site-key.pem";
 
 /// A throwaway project root with env files and a bin directory holding the fakes.
 struct Sandbox {
@@ -238,7 +242,7 @@ fn prod_prints_the_url_once_healthy() {
     let output = sandbox.xtask(&["prod"], &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("http://localhost:8080/"), "{stdout}");
+    assert!(stdout.contains("https://example.com:8443/"), "{stdout}");
 }
 
 #[test]
@@ -248,7 +252,11 @@ fn verbose_echoes_every_command_of_the_health_wait() {
     assert!(output.status.success(), "{}", stderr(&output));
     let root = sandbox.root().display().to_string();
     let err = stderr(&output).replace(&root, "ROOT");
-    let ps = format!("+ cd ROOT && WEB_IMAGE=shop-web {} ps -q", base_v2("prod"));
+    // The chain's hash as sha256sum reads it: the file prod just wrote.
+    let sum = Command::new("sha256sum").arg(sandbox.root().join("certs/site.pem")).output().unwrap();
+    let hash = String::from_utf8_lossy(&sum.stdout).split_whitespace().next().unwrap().to_owned();
+    assert_eq!(hash.len(), 64, "{sum:?}");
+    let ps = format!("+ cd ROOT && {PROD_VARS} TLS_CERT_SHA256={hash} {} ps -q", base_v2("prod"));
     assert!(err.lines().any(|l| l == ps), "{err}");
     assert!(err.lines().any(|l| l == "+ docker inspect c1 c2 c3"), "{err}");
 }
@@ -322,12 +330,18 @@ fn dry_run_prints_the_plan_and_calls_nothing() {
     let root = sandbox.root().display().to_string();
     let stdout = String::from_utf8_lossy(&output.stdout).replace(&root, "ROOT");
     let lines: Vec<&str> = stdout.lines().collect();
-    let line = |rest: &str| format!("cd ROOT && WEB_IMAGE=shop-web {} {rest}", base_v2("prod"));
-    assert_eq!(lines[0], line("build"));
-    assert_eq!(lines[1], line("run --rm -T --no-deps web python manage.py check --deploy --fail-level WARNING"));
-    assert_eq!(lines[2], line("up --detach --no-build"));
-    assert!(lines[3].starts_with("# wait up to 120s"), "{}", lines[3]);
-    assert_eq!(lines.len(), 5, "{stdout}");
+    let line = |rest: &str| format!("cd ROOT && {PROD_VARS} TLS_CERT_SHA256='' {} {rest}", base_v2("prod"));
+    assert_eq!(
+        lines[0],
+        "# would write a local CA and a certificate for example.com under certs/ (ROOT/certs/ca.pem does not exist)"
+    );
+    assert_eq!(lines[1], line("build"));
+    assert_eq!(lines[2], line("run --rm -T --no-deps web python manage.py check --deploy --fail-level WARNING"));
+    assert_eq!(lines[3], line("up --detach --no-build"));
+    assert!(lines[4].starts_with("# wait up to 120s"), "{}", lines[4]);
+    assert_eq!(lines.len(), 6, "{stdout}");
+    assert!(!sandbox.root().join("certs").exists(), "the dry run wrote certificates");
+    assert!(!stdout.contains("PRIVATE KEY"), "{stdout}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! End-to-end scenarios: the real xtask binary drives real Compose stacks on a Docker
 //! engine, in a scratch copy of the project (see tests/e2e/harness.rs), and the answers are
-//! checked from the host over HTTP on 127.0.0.1.
+//! checked from the host on 127.0.0.1 (the production stack over HTTPS, trusting the
+//! project's local CA).
 //!
 //! Ignored by plain `cargo test`. Run with
 //! `cargo test -p xtask --test e2e -- --ignored --nocapture --test-threads=1`;
@@ -23,7 +24,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use harness::{docker, docker_ok, text, timing, wait_for, Project};
-use http::Response;
+use http::{Response, Site};
 
 /// The uid the web image runs as.
 const APP_UID: &str = "10001";
@@ -34,7 +35,7 @@ const APP_UID: &str = "10001";
 #[ignore = "needs a Docker engine; run with --ignored"]
 fn dev_serves_the_app_and_picks_up_template_edits_without_a_rebuild() {
     let project = Project::new("dev");
-    let port = project.init_dev();
+    let port = Site::plain(project.init_dev());
     start_dev(&project, port, Duration::from_secs(180));
     let health = http::get(port, "/healthz").unwrap();
     assert_eq!((health.status, health.text().as_str()), (200, "ok\n"), "{health}");
@@ -108,10 +109,12 @@ fn prod_serves_pages_static_and_media_through_nginx_only() {
     let db = project.container("prod", "db");
     assert_eq!(host_ports(&web), Vec::<String>::new(), "web is published");
     assert_eq!(host_ports(&db), Vec::<String>::new(), "db is published");
-    assert_eq!(host_ports(&nginx), [port.to_string()], "nginx is published elsewhere");
+    let mut ports = [project.http_port().to_string(), port.port.to_string()];
+    ports.sort();
+    assert_eq!(host_ports(&nginx), ports, "nginx is published elsewhere");
     let published: Vec<String> = project.containers("prod", None).iter().flat_map(|id| host_ports(id)).collect();
-    assert_eq!(published, [port.to_string()], "the stack publishes more than nginx's port");
-    let direct = http::get(port, "/nginx-healthz").unwrap();
+    assert_eq!(published, ports, "the stack publishes more than nginx's ports");
+    let direct = http::get(Site::plain(project.http_port()), "/nginx-healthz").unwrap();
     assert_eq!(direct.status, 403, "nginx's own probe answers the host:\n{direct}");
 
     // The web process runs as the app user, and gunicorn starts cleanly.
@@ -189,7 +192,7 @@ enum Outage {
 /// Uploads every 0.5s (at most 60 requests) while the database goes down and comes back:
 /// the outage must be seen, web must answer again within 30s of the database being back,
 /// and the uploads answered with a redirect (committed) are returned.
-fn outage(port: u16, csrf: &Csrf, db: &str, kind: Outage) -> Vec<String> {
+fn outage(port: Site, csrf: &Csrf, db: &str, kind: Outage) -> Vec<String> {
     let restarts = |id: &str| docker_ok(&["inspect", "--format", "{{.RestartCount}}", id]).parse::<u32>().unwrap();
     let status = |id: &str| docker_ok(&["inspect", "--format", "{{.State.Status}}", id]);
     let started_at = |id: &str| docker_ok(&["inspect", "--format", "{{.State.StartedAt}}", id]);
@@ -371,25 +374,127 @@ fn compose_v1_runs_the_dev_stack() {
         return;
     }
     let project = Project::with_compose("v1", Some("docker-compose"));
-    let port = project.init_dev();
+    let port = Site::plain(project.init_dev());
     // The classic builder of Compose v1 shares no cache with BuildKit's.
     start_dev(&project, port, Duration::from_secs(300));
     project.ok(&["down", "--volumes"]);
     assert_stack_gone(&project, "dev");
 }
 
+// --- scenario 8: HTTPS -------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs a Docker engine; run with --ignored"]
+fn https_serves_the_local_certificate_then_the_users_own_files() {
+    let (project, site) = running_prod("https");
+    let ca = project.path("certs/ca.pem");
+
+    // HTTP/2 with the project's CA, and HSTS from Django's settings.
+    let (head, version) = curl_head(site, &ca, &["--http2"], "/");
+    assert_eq!(version, "2", "not HTTP/2:\n{head}");
+    assert!(head.starts_with("HTTP/2 200"), "{head}");
+    let hsts = format!("strict-transport-security: max-age={}", project.env_value(".env.prod", "SECURE_HSTS_SECONDS"));
+    assert!(head.to_lowercase().contains(&hsts), "no {hsts}:\n{head}");
+    assert_eq!(served_subject(site, &ca).as_deref(), Some("localhost"), "the local leaf is not the one served");
+
+    // Plain HTTP only redirects, to the same host and path on the HTTPS port.
+    let http = Site::plain(project.http_port());
+    let redirect = http::get(http, "/uploads/?page=2").unwrap();
+    assert_eq!(redirect.status, 301, "{redirect}");
+    assert_eq!(redirect.header("location"), Some(site.url("/uploads/?page=2").as_str()), "{redirect}");
+
+    // TLS 1.1 is refused by the server (the client is allowed to offer it), TLS 1.2 verifies.
+    let old = s_client(site, &ca, &["-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"]);
+    assert!(
+        old.contains("Cipher is (NONE)") && old.contains("alert protocol version"),
+        "TLS 1.1 was not refused:\n{old}"
+    );
+    let tls12 = s_client(site, &ca, &["-tls1_2", "-verify_hostname", "localhost"]);
+    assert!(tls12.contains("Verify return code: 0 (ok)") && tls12.contains("New, TLSv1.2"), "{tls12}");
+
+    // The user's own certificate, made by openssl; replacing it and running prod again serves the new one.
+    project.set_env(".env.prod", "TLS_MODE", "files");
+    project.set_env(".env.prod", "TLS_CERT_FILE", "own/chain.pem");
+    project.set_env(".env.prod", "TLS_KEY_FILE", "own/key.pem");
+    for generation in ["own-1", "own-2"] {
+        own_certificate(&project, generation);
+        let started = Instant::now();
+        project.ok(&["prod", "--no-build"]);
+        timing(&format!("https: prod with the certificate {generation} to healthy"), started.elapsed());
+        let own = project.path("own/chain.pem");
+        assert_eq!(served_subject(site, &own).as_deref(), Some(generation), "{generation} is not served");
+        assert_eq!(http::get(Site::tls(site.port, &own), "/").unwrap().status, 200);
+    }
+}
+
+/// A self-signed certificate for localhost and 127.0.0.1 named `name`, written by openssl
+/// to own/chain.pem and own/key.pem, replacing the previous ones.
+fn own_certificate(project: &Project, name: &str) {
+    let dir = project.path("own");
+    fs::create_dir_all(&dir).unwrap();
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "30"])
+        .args(["-subj", &format!("/CN={name}"), "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args(["-keyout", "key.new", "-out", "chain.new"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl req failed: {}", text(&out.stderr));
+    fs::rename(dir.join("key.new"), dir.join("key.pem")).unwrap();
+    fs::rename(dir.join("chain.new"), dir.join("chain.pem")).unwrap();
+}
+
+/// `curl -I` of the site with extra flags: the response head and the HTTP version.
+fn curl_head(site: Site, ca: &std::path::Path, flags: &[&str], path: &str) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "15", "--output", "/dev/null", "--dump-header", "-"])
+        .args(["--write-out", "%{http_version}", "--cacert"])
+        .arg(ca)
+        .args(["--resolve", &format!("localhost:{}:127.0.0.1", site.port)])
+        .args(flags)
+        .arg(site.url(path))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "curl {}: {}", site.url(path), text(&out.stderr));
+    let all = text(&out.stdout);
+    let (head, version) = all.rsplit_once("\r\n\r\n").unwrap_or((&all, ""));
+    (head.to_owned(), version.trim().to_owned())
+}
+
+/// What `openssl s_client` says of a handshake with the site, trusting `ca`.
+fn s_client(site: Site, ca: &std::path::Path, flags: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{}", site.port), "-servername", "localhost", "-CAfile"])
+        .arg(ca)
+        .args(flags)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    text(&out.stdout) + &text(&out.stderr)
+}
+
+/// The common name of the certificate the site serves, when it verifies against `ca`.
+fn served_subject(site: Site, ca: &std::path::Path) -> Option<String> {
+    let out = s_client(site, ca, &["-verify_hostname", "localhost", "-verify_return_error"]);
+    if !out.contains("Verify return code: 0 (ok)") {
+        return None;
+    }
+    let subject = out.lines().find_map(|l| l.strip_prefix("subject="))?;
+    subject.rsplit("CN = ").next().map(|cn| cn.split(',').next().unwrap_or(cn).trim().to_owned())
+}
+
 // --- helpers -----------------------------------------------------------------------------
 
 /// `GET path`, which must answer 200.
-fn get_ok(port: u16, path: &str) -> Response {
+fn get_ok(port: Site, path: &str) -> Response {
     let response = http::get(port, path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
     assert_eq!(response.status, 200, "GET {path}:\n{response}");
     response
 }
 
 /// A scratch project whose production stack, with the bundled database, is up and
-/// healthy; returns it with its HTTP port.
-fn running_prod(scenario: &str) -> (Project, u16) {
+/// healthy; returns it with its HTTPS site.
+fn running_prod(scenario: &str) -> (Project, Site) {
     let project = Project::new(scenario);
     let port = project.init_prod();
     project.timed("cold start to healthy", &["prod", "--with-db"]);
@@ -397,7 +502,7 @@ fn running_prod(scenario: &str) -> (Project, u16) {
 }
 
 /// `dev --detach` and `migrate`, then the home page (its time is printed).
-fn start_dev(project: &Project, port: u16, limit: Duration) {
+fn start_dev(project: &Project, port: Site, limit: Duration) {
     let started = Instant::now();
     project.ok(&["dev", "--detach"]);
     project.ok(&["migrate"]);
@@ -407,7 +512,7 @@ fn start_dev(project: &Project, port: u16, limit: Duration) {
 }
 
 /// Polls `GET path` until it answers 200.
-fn wait_for_page(port: u16, path: &str, limit: Duration) -> Response {
+fn wait_for_page(port: Site, path: &str, limit: Duration) -> Response {
     let mut last = String::from("no answer");
     let page = wait_for(limit, Duration::from_millis(500), || match http::get(port, path) {
         Ok(r) if r.status == 200 => Some(r),
@@ -430,7 +535,7 @@ struct Csrf {
 }
 
 impl Csrf {
-    fn fetch(port: u16) -> Csrf {
+    fn fetch(port: Site) -> Csrf {
         let form = get_ok(port, "/uploads/");
         let cookie = form.cookie("csrftoken").unwrap_or_else(|| panic!("no csrftoken cookie:\n{form}"));
         let page = form.text();
@@ -439,19 +544,22 @@ impl Csrf {
     }
 }
 
-fn upload(port: u16, csrf: &Csrf, name: &str, content: &[u8]) -> Response {
+fn upload(port: Site, csrf: &Csrf, name: &str, content: &[u8]) -> Response {
     upload_bytes(port, csrf, name, content).unwrap_or_else(|e| panic!("upload of {name}: {e}"))
 }
 
 /// Posts the upload form. The cookie is Secure, so it is copied into the header by hand.
-fn upload_bytes(port: u16, csrf: &Csrf, name: &str, content: &[u8]) -> std::io::Result<Response> {
+fn upload_bytes(port: Site, csrf: &Csrf, name: &str, content: &[u8]) -> std::io::Result<Response> {
     let (content_type, body) = http::multipart(&[("csrfmiddlewaretoken", &csrf.token)], "file", name, content);
     let cookie = format!("csrftoken={}", csrf.cookie);
-    http::request(port, "POST", "/uploads/", &[("Content-Type", &content_type), ("Cookie", &cookie)], &body)
+    // Over HTTPS, Django's CSRF check wants the page the form came from, as browsers send it.
+    let referer = port.url("/uploads/");
+    let headers = [("Content-Type", content_type.as_str()), ("Cookie", &cookie), ("Referer", &referer)];
+    http::request(port, "POST", "/uploads/", &headers, &body)
 }
 
 /// The /media/ URL the upload list gives for a file uploaded as `name`.
-fn media_url(port: u16, name: &str) -> Option<String> {
+fn media_url(port: Site, name: &str) -> Option<String> {
     let page = get_ok(port, "/uploads/").text();
     page.split("href=\"")
         .skip(1)
@@ -460,7 +568,7 @@ fn media_url(port: u16, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn assert_listed(port: u16, names: &[String]) {
+fn assert_listed(port: Site, names: &[String]) {
     let page = get_ok(port, "/uploads/").text();
     let missing: Vec<&String> = names.iter().filter(|n| !page.contains(&format!("/{n}\""))).collect();
     assert!(missing.is_empty(), "committed uploads are missing: {missing:?}\n{page}");

@@ -69,7 +69,7 @@ impl Sandbox {
 
     /// Every file in the root with its content, to show a run changed nothing.
     pub fn snapshot(&self) -> BTreeMap<String, Vec<u8>> {
-        let entries = fs::read_dir(self.root()).unwrap().map(|entry| entry.unwrap().path());
+        let entries = fs::read_dir(self.root()).unwrap().map(|entry| entry.unwrap().path()).filter(|p| p.is_file());
         entries
             .map(|path| (path.file_name().unwrap().to_string_lossy().into_owned(), fs::read(&path).unwrap()))
             .collect()

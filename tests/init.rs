@@ -91,6 +91,49 @@ fn prod_writes_the_host_and_passes_the_preflight() {
 }
 
 #[test]
+fn a_local_tls_mode_gets_its_ca_and_certificate_at_once() {
+    let sandbox = Sandbox::with_examples();
+    let dry = sandbox.xtask(&["--dry-run", "init", "--prod", "--host", "shop.test"]);
+    assert!(dry.stdout.contains("# would write a local CA and a certificate for shop.test under certs/"), "{dry:?}");
+    assert!(!sandbox.root().join("certs").exists(), "the dry run wrote certificates");
+    let vars = init(&sandbox, &["--prod", "--host", "shop.test"], ".env.prod");
+    assert_eq!(vars["TLS_MODE"], "local");
+    for key in ["certs/ca-key.pem", "certs/site-key.pem"] {
+        assert_eq!(sandbox.mode(key), 0o600, "{key}");
+        assert!(sandbox.read(key).starts_with("-----BEGIN PRIVATE KEY-----"), "{key}");
+    }
+    let ca = sandbox.xtask(&["tls", "ca"]);
+    assert_eq!((ca.code, ca.stdout.trim()), (0, sandbox.root().join("certs/ca.pem").to_str().unwrap()), "{ca:?}");
+    // openssl, an independent reader, accepts the chain for the host and refuses another name.
+    let verify = |host: &str| {
+        std::process::Command::new("openssl")
+            .args(["verify", "-CAfile", "certs/ca.pem", "-verify_hostname", host, "certs/site.pem"])
+            .current_dir(sandbox.root())
+            .output()
+            .unwrap()
+    };
+    let good = verify("shop.test");
+    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stdout) + String::from_utf8_lossy(&good.stderr));
+    assert!(!verify("other.test").status.success(), "the certificate covers a name it was not made for");
+}
+
+#[test]
+fn files_mode_is_written_on_request_and_an_unknown_one_refused() {
+    let sandbox = Sandbox::with_examples();
+    let vars = init(&sandbox, &["--prod", "--host", "example.com", "--tls", "files"], ".env.prod");
+    assert_eq!((vars["TLS_MODE"].as_str(), vars["TLS_CERT_FILE"].as_str()), ("files", ""));
+    assert!(!sandbox.root().join("certs").exists());
+    let check = sandbox.xtask(&["--dry-run", "check", "--prod"]);
+    assert_eq!(check.code, 1, "{check:?}");
+    assert!(check.stderr.contains("TLS_CERT_FILE is empty (TLS_MODE=files): set it to the path of"), "{check:?}");
+    let other = Sandbox::with_examples();
+    let run = other.xtask(&["init", "--prod", "--host", "example.com", "--tls", "acme"]);
+    let line = r#"error: --tls "acme" is not a TLS mode: use local or files"#;
+    assert_eq!((run.code, run.stderr_lines()), (1, vec![line]));
+    assert_eq!(other.names(), [".env.example", ".env.prod.example"]);
+}
+
+#[test]
 fn db_host_points_production_at_a_managed_database() {
     let sandbox = Sandbox::with_examples();
     let vars = init(&sandbox, &["--prod", "--host", "example.com", "--db-host", "pg.internal.example"], ".env.prod");

@@ -157,7 +157,7 @@ fn a_good_production_file_passes_and_check_plans_the_deploy_checks() {
     let check = sandbox.xtask(&["--dry-run", "check", "--prod"]);
     let root = sandbox.root().display().to_string();
     let expected = format!(
-        "cd {root} && WEB_IMAGE=site-web docker compose --project-name site-prod --project-directory {root} \
+        "cd {root} && WEB_IMAGE=site-web TLS_CERT_FILE={root}/certs/site.pem TLS_KEY_FILE={root}/certs/site-key.pem TLS_CERT_SHA256='' docker compose --project-name site-prod --project-directory {root} \
          --env-file {root}/.env.prod -f {root}/docker/compose.prod.yml -f {root}/docker/compose.db.yml \
          run --rm -T --no-deps web python manage.py check --deploy --fail-level WARNING"
     );
@@ -236,5 +236,178 @@ fn the_parser_reads_every_fixture_and_example_as_compose_v2_does() {
             (Ok(_), Some(bad)) if bad.message.contains("has no `=`") => {}
             _ => panic!("{}: Compose says {theirs:?}, the parser {:?}", path.display(), ours.malformed),
         }
+    }
+}
+
+// --- TLS ---------------------------------------------------------------------------------
+
+mod tls {
+    use std::time::{Duration, SystemTime};
+
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+
+    use super::*;
+
+    const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+    /// A certificate for `hosts`, valid from `from` to `to` days from now, and its key.
+    fn leaf(hosts: &[&str], from: i64, to: i64, issuer: Option<&Issuer<'_, KeyPair>>) -> (String, KeyPair) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(hosts.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>()).unwrap();
+        let at = |days: i64| {
+            let t = if days >= 0 {
+                SystemTime::now() + DAY * days as u32
+            } else {
+                SystemTime::now() - DAY * (-days) as u32
+            };
+            time::OffsetDateTime::from(t)
+        };
+        (params.not_before, params.not_after) = (at(from), at(to));
+        let cert = match issuer {
+            Some(issuer) => params.signed_by(&key, issuer).unwrap(),
+            None => params.self_signed(&key).unwrap(),
+        };
+        (cert.pem(), key)
+    }
+
+    fn intermediate() -> (String, Issuer<'static, KeyPair>) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        (cert.pem(), Issuer::new(params, key))
+    }
+
+    const HOSTS: &[&str] = &["example.com", "www.example.com"];
+
+    /// good.env in `files` mode with the given chain and key (None: that file is not written).
+    fn sandbox(chain: Option<&str>, key: Option<&KeyPair>, extra: &str) -> Sandbox {
+        let sandbox = Sandbox::empty();
+        let env = fixture("prod/good.env")
+            + "TLS_MODE=files\nTLS_CERT_FILE=tls/chain.pem\nTLS_KEY_FILE=tls/key.pem\n"
+            + extra;
+        sandbox.write(".env.prod", &env);
+        fs::create_dir(sandbox.root().join("tls")).unwrap();
+        if let Some(chain) = chain {
+            sandbox.write("tls/chain.pem", chain);
+        }
+        if let Some(key) = key {
+            sandbox.write("tls/key.pem", &key.serialize_pem());
+        }
+        sandbox
+    }
+
+    /// `check --prod` refuses with exactly `line` (the root shown as ROOT) and changes nothing.
+    fn assert_refused_with(sandbox: &Sandbox, line: &str) {
+        let before = sandbox.snapshot();
+        let run = sandbox.xtask(&["--dry-run", "check", "--prod"]);
+        let root = sandbox.root().display().to_string();
+        let stderr = run.stderr.replace(&root, "ROOT");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!((run.code, lines), (1, vec![line, prod_summary(1).as_str()]), "{run:?}");
+        assert_eq!(sandbox.snapshot(), before);
+    }
+
+    #[test]
+    fn a_valid_own_certificate_passes() {
+        let (cert, key) = leaf(HOSTS, -1, 90, None);
+        let run = sandbox(Some(&cert), Some(&key), "").xtask(&["--dry-run", "check", "--prod"]);
+        assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+        assert!(run.stdout.contains("TLS_CERT_FILE=") && run.stdout.contains("/tls/chain.pem"), "{run:?}");
+        assert!(!run.stdout.contains("PRIVATE KEY"));
+    }
+
+    #[test]
+    fn an_unknown_mode() {
+        let sandbox = sandbox(None, None, "");
+        let env = fixture("prod/good.env") + "TLS_MODE=acme\n";
+        sandbox.write(".env.prod", &env);
+        assert_refused_with(&sandbox, r#".env.prod:15: TLS_MODE="acme" is not a TLS mode: use local or files"#);
+    }
+
+    #[test]
+    fn the_same_port_for_http_and_https() {
+        let (cert, key) = leaf(HOSTS, -1, 90, None);
+        let sandbox = sandbox(Some(&cert), Some(&key), "HTTPS_PORT=80\n");
+        assert_refused_with(&sandbox, ".env.prod:18: HTTP_PORT and HTTPS_PORT are both 80: give each its own port, e.g. HTTP_PORT=80 and HTTPS_PORT=443");
+    }
+
+    #[test]
+    fn a_missing_certificate_file() {
+        let (_, key) = leaf(HOSTS, -1, 90, None);
+        let sandbox = sandbox(None, Some(&key), "");
+        assert_refused_with(&sandbox, ".env.prod:16: TLS_CERT_FILE=tls/chain.pem: cannot read ROOT/tls/chain.pem: No such file or directory (os error 2): point it at a readable PEM file holding the certificate chain");
+    }
+
+    #[test]
+    fn a_key_that_is_not_a_key() {
+        let (cert, _) = leaf(HOSTS, -1, 90, None);
+        let sandbox = sandbox(Some(&cert), None, "");
+        sandbox.write("tls/key.pem", "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n");
+        assert_refused_with(&sandbox, ".env.prod:17: TLS_KEY_FILE=tls/key.pem: ROOT/tls/key.pem is not an unencrypted PKCS#8 key: point it at the unencrypted key (`openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.pkcs8` converts an older format)");
+    }
+
+    #[test]
+    fn a_key_of_another_certificate() {
+        let (cert, _) = leaf(HOSTS, -1, 90, None);
+        let (_, other) = leaf(HOSTS, -1, 90, None);
+        let sandbox = sandbox(Some(&cert), Some(&other), "");
+        assert_refused_with(&sandbox, ".env.prod:17: TLS_KEY_FILE=tls/key.pem is not the key of the certificate in TLS_CERT_FILE=tls/chain.pem: use the key the certificate was issued for");
+    }
+
+    #[test]
+    fn a_chain_with_the_leaf_not_first() {
+        let (ca, issuer) = intermediate();
+        let (cert, key) = leaf(HOSTS, -1, 90, Some(&issuer));
+        let sandbox = sandbox(Some(&(ca + &cert)), Some(&key), "");
+        assert_refused_with(&sandbox, ".env.prod:17: TLS_CERT_FILE=tls/chain.pem does not start with the certificate of TLS_KEY_FILE=tls/key.pem: put the site's certificate first, then its intermediates");
+    }
+
+    #[test]
+    fn an_expired_certificate() {
+        let (cert, key) = leaf(HOSTS, -90, -1, None);
+        let sandbox = sandbox(Some(&cert), Some(&key), "");
+        let run = sandbox.xtask(&["--dry-run", "check", "--prod"]);
+        assert_eq!(run.code, 1);
+        let line = run.stderr.lines().next().unwrap();
+        assert!(
+            line.starts_with(".env.prod:16: the certificate in TLS_CERT_FILE=tls/chain.pem expired at 20"),
+            "{run:?}"
+        );
+        assert!(line.ends_with("Z: renew it and point TLS_CERT_FILE at the new one"), "{run:?}");
+        assert_eq!(run.stderr.lines().count(), 2, "{run:?}");
+    }
+
+    #[test]
+    fn a_certificate_not_valid_yet() {
+        let (cert, key) = leaf(HOSTS, 2, 90, None);
+        let run = sandbox(Some(&cert), Some(&key), "").xtask(&["--dry-run", "check", "--prod"]);
+        assert_eq!((run.code, run.stderr.lines().count()), (1, 2), "{run:?}");
+        assert!(run.stderr.contains("tls/chain.pem is valid only from 20"), "{run:?}");
+        assert!(run.stderr.contains("check this machine's clock, or use a certificate valid now"), "{run:?}");
+    }
+
+    #[test]
+    fn a_certificate_for_another_host() {
+        let (cert, key) = leaf(&["example.com", "shop.example.com"], -1, 90, None);
+        let sandbox = sandbox(Some(&cert), Some(&key), "");
+        assert_refused_with(&sandbox, ".env.prod:4: the certificate in TLS_CERT_FILE=tls/chain.pem does not cover ALLOWED_HOSTS name www.example.com: use one issued for it, or remove the name");
+    }
+
+    #[test]
+    fn a_certificate_near_its_end_is_a_warning_only() {
+        let (cert, key) = leaf(HOSTS, -80, 10, None);
+        let run = sandbox(Some(&cert), Some(&key), "").xtask(&["--dry-run", "check", "--prod"]);
+        assert_eq!(run.code, 0, "{run:?}");
+        let lines = run.stderr_lines();
+        assert_eq!(lines.len(), 1, "{run:?}");
+        assert!(
+            lines[0].starts_with(".env.prod: warning: the certificate in TLS_CERT_FILE=tls/chain.pem expires at 20"),
+            "{run:?}"
+        );
+        assert!(
+            ["(in 9 days): renew it soon", "(in 10 days): renew it soon"].iter().any(|end| lines[0].ends_with(end)),
+            "{run:?}"
+        );
     }
 }

@@ -60,7 +60,7 @@ mod stack_check {
         let config = ok(tools::compose_v2());
         let compose = |args: &[&str]| {
             let mut command = Command::new("docker");
-            command.env("DOCKER_CONFIG", &config).env("WEB_IMAGE", "stack-check-web");
+            command.env("DOCKER_CONFIG", &config).envs(XTASK_ENV);
             command.arg("compose").args(global_args(project.path(), env, files)).args(args);
             command
         };
@@ -68,6 +68,13 @@ mod stack_check {
         let out = assert_success(&mut compose(&["config", "--format", "json"]));
         serde_json::from_slice(&out.stdout).expect("compose config prints JSON")
     }
+
+    /// The variables the xtask sets for the production stack's Compose commands.
+    const XTASK_ENV: [(&str, &str); 3] = [
+        ("WEB_IMAGE", "stack-check-web"),
+        ("TLS_CERT_FILE", "/srv/tls/fullchain.pem"),
+        ("TLS_KEY_FILE", "/srv/tls/privkey.pem"),
+    ];
 
     /// The flags the xtask gives every Compose command: project name, directory, env file, files.
     fn global_args(project: &Path, env: &str, files: &[&str]) -> Vec<std::ffi::OsString> {
@@ -106,7 +113,7 @@ mod stack_check {
         for (env, example, files) in STACKS {
             let project = scratch_project(env, example);
             let mut command = Command::new(&v1);
-            command.env("WEB_IMAGE", "stack-check-web").args(global_args(project.path(), env, files));
+            command.envs(XTASK_ENV).args(global_args(project.path(), env, files));
             assert_clean(command.args(["config", "-q"]));
         }
     }
@@ -145,6 +152,21 @@ mod stack_check {
         let config = compose_config(".env.prod", ".env.prod.example", &["docker/compose.prod.yml"]);
         assert_eq!(published(&config), ["nginx"], "in production only nginx is published");
         assert!(config["services"].get("db").is_none(), "the production stack has no database of its own");
+        let nginx = &config["services"]["nginx"];
+        let targets: Vec<u64> =
+            nginx["ports"].as_array().unwrap().iter().filter_map(|p| p["target"].as_u64()).collect();
+        assert_eq!(targets, [80, 443], "{nginx}");
+        for (target, source) in
+            [("/etc/nginx/tls/fullchain.pem", XTASK_ENV[1].1), ("/etc/nginx/tls/privkey.pem", XTASK_ENV[2].1)]
+        {
+            let volumes = nginx["volumes"].as_array().unwrap();
+            let mount =
+                volumes.iter().find(|v| v["target"] == target).unwrap_or_else(|| panic!("no {target}: {nginx}"));
+            assert_eq!(
+                (mount["type"].as_str(), mount["source"].as_str(), mount["read_only"].as_bool()),
+                (Some("bind"), Some(source), Some(true))
+            );
+        }
     }
 
     #[test]
@@ -175,14 +197,14 @@ mod stack_check {
 
     #[test]
     fn nginx_conf() {
-        ok(system::require(&[&system::NGINX]));
+        ok(system::require(&[&system::NGINX, &system::OPENSSL]));
         script("nginx-t.sh", &[]);
     }
 
-    /// The conf served on loopback: cache headers, precompressed files, inert uploads.
+    /// The conf served on loopback: the redirect and TLS, cache headers, precompressed files, inert uploads.
     #[test]
     fn nginx_smoke() {
-        ok(system::require(&[&system::NGINX, &system::CURL]));
+        ok(system::require(&[&system::NGINX, &system::CURL, &system::OPENSSL]));
         script("nginx-smoke.sh", &[]);
     }
 

@@ -73,3 +73,29 @@ http {
 }
 EOF
 }
+
+# Writes a throwaway self-signed certificate for localhost and 127.0.0.1 to
+# DIR/fullchain.pem and DIR/privkey.pem (the names the conf mounts).
+self_signed() {
+    local dir=$1
+    command -v openssl >/dev/null || die "openssl is not installed"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj /CN=localhost -addext 'subjectAltName=DNS:localhost,IP:127.0.0.1' \
+        -keyout "$dir/privkey.pem" -out "$dir/fullchain.pem" 2>/dev/null \
+        || die "openssl cannot make a test certificate"
+}
+
+# Copies CONF to DEST as the image's entrypoint renders it, with ${HTTPS_PORT} set to
+# HTTPS_PORT and the certificate read from CERT_DIR, and with its two listen sockets on
+# HTTP_LISTEN and HTTPS_LISTEN ("80", "127.0.0.1:8080", ...). The rest is unchanged.
+site_copy() {
+    local dest=$1 http_listen=$2 https_listen=$3 https_port=$4 cert_dir=$5
+    sed -E \
+        -e "s/\\\$\\{HTTPS_PORT\\}/$https_port/g" \
+        -e "s#/etc/nginx/tls/#$cert_dir/#" \
+        -e "s/^([[:space:]]*listen[[:space:]]+)80([[:space:];])/\\1$http_listen\\2/" \
+        -e "s/^([[:space:]]*listen[[:space:]]+)443([[:space:];])/\\1$https_listen\\2/" \
+        "$conf" >"$dest"
+    grep -q -E "^[[:space:]]*listen[[:space:]]+$https_listen ssl" "$dest" \
+        || die "expected a 'listen 443 ssl ...' line in $conf"
+}

@@ -11,6 +11,8 @@ use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::http::Site;
+
 /// Longest any single xtask command may take (a cold image build included).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
@@ -291,16 +293,21 @@ impl Project {
         port
     }
 
-    /// `init --prod --host localhost`, made servable over plain HTTP on 127.0.0.1 and a
-    /// free host port; returns the port.
-    pub fn init_prod(&self) -> u16 {
+    /// `init --prod --host localhost` (TLS_MODE=local), answering on 127.0.0.1 too, with
+    /// free host ports for HTTP and HTTPS; returns the HTTPS site, trusting the project's CA.
+    pub fn init_prod(&self) -> Site {
         self.ok(&["init", "--prod", "--host", "localhost"]);
-        let port = free_port();
-        self.set_env(".env.prod", "SECURE_SSL_REDIRECT", "0");
+        let (http, https) = (free_port(), free_port());
         self.set_env(".env.prod", "ALLOWED_HOSTS", "localhost,127.0.0.1");
-        self.set_env(".env.prod", "HTTP_PORT", &port.to_string());
+        self.set_env(".env.prod", "HTTP_PORT", &http.to_string());
+        self.set_env(".env.prod", "HTTPS_PORT", &https.to_string());
         self.set_env(".env.prod", "GUNICORN_WORKERS", "2");
-        port
+        Site::tls(https, &self.path("certs/ca.pem"))
+    }
+
+    /// The production stack's plain HTTP port.
+    pub fn http_port(&self) -> u16 {
+        self.env_value(".env.prod", "HTTP_PORT").parse().expect("HTTP_PORT is a port")
     }
 
     /// The Compose project name of a stack ("dev" or "prod").
@@ -484,7 +491,7 @@ fn git(dir: &Path, args: &[&str]) {
 }
 
 /// A TCP port nothing listens on at the moment.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }

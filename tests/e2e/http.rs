@@ -1,12 +1,39 @@
-//! A small HTTP/1.1 client over a plain `TcpStream`, for the stacks' ports on 127.0.0.1:
-//! one request per connection (`Connection: close`), the whole answer read until the
-//! server closes it. HTTP/1.1 because nginx compresses only for 1.1 clients by default
-//! (`gzip_http_version`), as browsers are.
+//! A small HTTP/1.1 client for the stacks' ports on 127.0.0.1: one request per connection
+//! (`Connection: close`). Plain HTTP goes over a `TcpStream`, the whole answer read until
+//! the server closes it; HTTPS goes through curl, which checks the certificate against the
+//! project's CA as any client would. HTTP/1.1 because nginx compresses only for 1.1
+//! clients by default (`gzip_http_version`), as browsers are.
 
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
+
+/// Where a stack answers: a port on 127.0.0.1, and for HTTPS the CA to trust, the site
+/// being `localhost` (the name its certificate is for).
+#[derive(Debug, Clone, Copy)]
+pub struct Site {
+    pub port: u16,
+    pub ca: Option<&'static Path>,
+}
+
+impl Site {
+    pub fn plain(port: u16) -> Site {
+        Site { port, ca: None }
+    }
+
+    /// HTTPS on `port`, trusting `ca` (kept for the rest of the test process).
+    pub fn tls(port: u16, ca: &Path) -> Site {
+        Site { port, ca: Some(Box::leak(ca.to_path_buf().into_boxed_path())) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://localhost:{}{path}", self.port)
+    }
+}
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -52,13 +79,20 @@ impl fmt::Display for Response {
     }
 }
 
-/// `GET path` on 127.0.0.1:`port`.
-pub fn get(port: u16, path: &str) -> io::Result<Response> {
-    request(port, "GET", path, &[], &[])
+/// `GET path` on the site.
+pub fn get(site: Site, path: &str) -> io::Result<Response> {
+    request(site, "GET", path, &[], &[])
 }
 
-/// One request to 127.0.0.1:`port`, `Host: localhost:<port>`, with the given extra headers.
-pub fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> io::Result<Response> {
+/// One request to the site, `Host: localhost:<port>`, with the given extra headers.
+pub fn request(site: Site, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> io::Result<Response> {
+    match site.ca {
+        Some(ca) => curl(site, ca, method, path, headers, body),
+        None => plain(site.port, method, path, headers, body),
+    }
+}
+
+fn plain(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> io::Result<Response> {
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut stream = TcpStream::connect_timeout(&address, TIMEOUT)?;
     stream.set_read_timeout(Some(TIMEOUT))?;
@@ -78,23 +112,71 @@ pub fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], bo
     parse(&raw)
 }
 
+/// The request through curl over HTTP/1.1: headers and body land in separate files, the
+/// body already de-chunked (but never decompressed).
+fn curl(
+    site: Site,
+    ca: &Path,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<Response> {
+    let dir = tempfile::tempdir()?;
+    let (head_file, body_file, sent) = (dir.path().join("head"), dir.path().join("body"), dir.path().join("sent"));
+    let mut command = Command::new("curl");
+    command
+        .args(["--silent", "--show-error", "--http1.1", "--max-time", &TIMEOUT.as_secs().to_string()])
+        .arg("--cacert")
+        .arg(ca)
+        .args(["--resolve", &format!("localhost:{}:127.0.0.1", site.port), "--request", method])
+        .arg("--dump-header")
+        .arg(&head_file)
+        .arg("--output")
+        .arg(&body_file);
+    for (name, value) in headers {
+        command.args(["--header", &format!("{name}: {value}")]);
+    }
+    if !body.is_empty() || method == "POST" {
+        std::fs::write(&sent, body)?;
+        command.arg("--data-binary").arg(format!("@{}", sent.display()));
+    }
+    let out = command.arg(site.url(path)).stdin(Stdio::null()).output()?;
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        return Err(io::Error::other(format!("curl {method} {}: {why}", site.url(path))));
+    }
+    let mut response = parse_head(&std::fs::read(&head_file)?)?;
+    response.body = std::fs::read(&body_file).unwrap_or_default();
+    Ok(response)
+}
+
 fn parse(raw: &[u8]) -> io::Result<Response> {
-    let bad =
-        |why: &str| io::Error::new(io::ErrorKind::InvalidData, format!("{why}: {:?}", String::from_utf8_lossy(raw)));
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no end of headers"))?;
-    let head = std::str::from_utf8(&raw[..end]).map_err(|_| bad("headers are not UTF-8"))?;
-    let mut lines = head.split("\r\n");
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad(raw, "no end of headers"))?;
+    let mut response = parse_head(&raw[..end])?;
+    response.body = raw[end + 4..].to_vec();
+    if response.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        response.body = dechunk(&response.body).ok_or_else(|| bad(raw, "a malformed chunked body"))?;
+    }
+    Ok(response)
+}
+
+/// The status line and headers, without the body.
+fn parse_head(raw: &[u8]) -> io::Result<Response> {
+    let head = std::str::from_utf8(raw).map_err(|_| bad(raw, "headers are not UTF-8"))?;
+    let mut lines = head.trim_end().split("\r\n");
     let status_line = lines.next().unwrap_or_default();
-    let status = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| bad("no status"))?;
+    let status = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok());
+    let status = status.ok_or_else(|| bad(raw, "no status"))?;
     let headers: Vec<(String, String)> = lines
         .filter_map(|line| line.split_once(':'))
         .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
         .collect();
-    let mut response = Response { status, headers, body: raw[end + 4..].to_vec() };
-    if response.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        response.body = dechunk(&response.body).ok_or_else(|| bad("a malformed chunked body"))?;
-    }
-    Ok(response)
+    Ok(Response { status, headers, body: Vec::new() })
+}
+
+fn bad(raw: &[u8], why: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("{why}: {:?}", String::from_utf8_lossy(raw)))
 }
 
 /// The payload of a `Transfer-Encoding: chunked` body (trailers ignored).

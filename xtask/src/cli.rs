@@ -56,6 +56,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Back up, restore and inspect the stack's database
     Db(DbArgs),
+    /// The production stack's certificates (`tls ca`: the local CA's path)
+    Tls(TlsArgs),
     /// Run every check and test in order, then print a summary table
     Ci(CiArgs),
 }
@@ -133,6 +135,10 @@ pub struct InitArgs {
     /// A managed database's host name, written as POSTGRES_HOST [default: db, the bundled one]
     #[arg(long, value_name = "HOST")]
     pub db_host: Option<String>,
+    /// Where the HTTPS certificate comes from, written as TLS_MODE: local (the project's
+    /// own CA) or files (TLS_CERT_FILE/TLS_KEY_FILE) [default: local]
+    #[arg(long, value_name = "MODE")]
+    pub tls: Option<String>,
     /// Replace an existing file, keeping a backup of it
     #[arg(long)]
     pub force: bool,
@@ -215,6 +221,18 @@ pub struct DbListArgs {
     /// Directory holding the backups [default: backups/ in the project root]
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TlsArgs {
+    #[command(subcommand)]
+    pub command: TlsCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TlsCommand {
+    /// Print the path of the local CA's certificate, to trust it (curl --cacert, browser import)
+    Ca,
 }
 
 #[derive(Debug, Clone, Args)]

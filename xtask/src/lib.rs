@@ -3,7 +3,7 @@
 //!
 //! The modules follow the pipeline: [`config`] writes and checks the env files, [`stack`]
 //! runs the dev and prod stacks, [`release`] builds and verifies the artifacts, [`db`]
-//! backs up and restores the database, and [`ci`] runs every check with the [`tools`] it
+//! backs up and restores the database, [`tls`] provides the certificates nginx serves, and [`ci`] runs every check with the [`tools`] it
 //! installs.
 
 pub mod ci;
@@ -16,6 +16,7 @@ pub mod plan;
 pub mod release;
 pub mod sha256;
 pub mod stack;
+pub mod tls;
 pub mod tools;
 
 pub use context::Context;

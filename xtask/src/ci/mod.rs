@@ -15,7 +15,7 @@ use crate::plan::run_error::ChildFailed;
 use crate::plan::runner;
 use crate::plan::Step;
 use crate::tools;
-use crate::tools::system::{self, SystemTool, CURL, DEBOOTSTRAP, DOCKER, NGINX, POSTGRES, PYTHON_VENV};
+use crate::tools::system::{self, SystemTool, CURL, DEBOOTSTRAP, DOCKER, NGINX, OPENSSL, POSTGRES, PYTHON_VENV};
 use report::Outcome;
 
 /// One line of the summary: a named child process and what it needs to run.
@@ -75,8 +75,8 @@ fn plan(cx: &Context) -> Vec<Check> {
         check("cargo test", test, needs(&[])),
         check("compose config", stack("stack_check::compose_config"), needs(&[&PYTHON_VENV, &DOCKER]).pip_tools()),
         check("hadolint", stack("stack_check::hadolint"), lint.clone()),
-        check("nginx -t", stack("stack_check::nginx_conf"), needs(&[&NGINX])),
-        check("nginx smoke", stack("stack_check::nginx_smoke"), needs(&[&NGINX, &CURL])),
+        check("nginx -t", stack("stack_check::nginx_conf"), needs(&[&NGINX, &OPENSSL])),
+        check("nginx smoke", stack("stack_check::nginx_smoke"), needs(&[&NGINX, &CURL, &OPENSSL])),
         check("django sqlite", stack("stack_check::django_sqlite"), needs(&[&PYTHON_VENV])),
         check("django postgres", stack("stack_check::django_postgres"), needs(&[&PYTHON_VENV, &POSTGRES])),
         check("preflight", stack("stack_check::preflight"), needs(&[])),

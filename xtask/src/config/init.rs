@@ -16,6 +16,7 @@ use crate::clock;
 use crate::config::envfile;
 use crate::context::Context;
 use crate::stack::compose::Stack;
+use crate::tls;
 
 /// Characters Compose reads unquoted and unchanged: no `$`, `#`, quote, backslash or blank.
 const KEY_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.+";
@@ -51,17 +52,44 @@ pub fn init(cx: &Context, args: InitArgs) -> Result<()> {
         |settings: Vec<_>| fill(&example, &settings).with_context(|| format!("{} is malformed", target.example));
     if cx.dry_run {
         let masked = target.with_secrets(format!("<{KEY_LEN} random characters>"), "<random password>".into());
-        return show(&path, &render(masked)?, replacing);
+        let text = render(masked)?;
+        show(&path, &text, replacing)?;
+        return local_certificates(cx, &target, &text);
     }
     let text = render(target.with_secrets(random(KEY_ALPHABET, KEY_LEN)?, random(PASSWORD_ALPHABET, PASSWORD_LEN)?))?;
     let backup = if replacing { Some(back_up(&path)?) } else { None };
     write_atomically(&path, &text)?;
+    local_certificates(cx, &target, &text)?;
     report(target.stack, backup.as_deref());
     Ok(())
 }
 
+/// `.env.prod` with `TLS_MODE=local` gets its certificates now, so `check --prod` and a
+/// browser import of the CA work before the first `prod`.
+fn local_certificates(cx: &Context, target: &Target, text: &str) -> Result<()> {
+    if target.stack == Stack::Dev {
+        return Ok(());
+    }
+    let env = envfile::parse(text, &|_| None);
+    let public: Vec<String> = tls::hosts(&env).into_iter().filter(|h| !tls::is_local_name(h)).collect();
+    match tls::Mode::of(&env) {
+        Some(tls::Mode::Files) => {
+            println!("TLS_MODE=files: set TLS_CERT_FILE and TLS_KEY_FILE in .env.prod to the site's certificate chain and key")
+        }
+        Some(tls::Mode::Local) if !public.is_empty() => println!(
+            "TLS_MODE=local: browsers trust the certificate for {} only where the local CA is imported; for a public site set TLS_MODE=files with its certificate",
+            public.join(", ")
+        ),
+        _ => {}
+    }
+    tls::ensure_local(cx, &env)
+}
+
 /// Clap would print a usage block for a missing `--host`; one line says more.
 fn target(args: &InitArgs) -> Result<Target> {
+    if args.tls.is_some() && !args.prod {
+        bail!("--tls only applies to .env.prod: add --prod");
+    }
     match (&args.host, &args.db_host, args.prod) {
         (None, _, true) => {
             bail!("init --prod needs --host HOST, the site's public host name (e.g. --host example.com)")
@@ -69,7 +97,7 @@ fn target(args: &InitArgs) -> Result<Target> {
         (Some(_), _, false) => bail!("--host only applies to .env.prod: add --prod"),
         (_, Some(_), false) => bail!("--db-host only applies to .env.prod: add --prod"),
         (None, _, false) => Ok(dev_target()),
-        (Some(host), db_host, true) => prod_target(host, db_host.as_deref()),
+        (Some(host), db_host, true) => prod_target(host, db_host.as_deref(), args.tls.as_deref()),
     }
 }
 
@@ -79,10 +107,19 @@ fn dev_target() -> Target {
     Target { stack: Stack::Dev, example: ".env.example", settings }
 }
 
-fn prod_target(host: &str, db_host: Option<&str>) -> Result<Target> {
+fn prod_target(host: &str, db_host: Option<&str>, tls: Option<&str>) -> Result<Target> {
     let host = host_name("--host", host, "example.com")?;
-    let mut settings =
-        vec![("DEBUG", "0".to_owned()), ("CSRF_TRUSTED_ORIGINS", format!("https://{host}")), ("ALLOWED_HOSTS", host)];
+    let mode = match tls {
+        None => tls::Mode::Local,
+        Some(raw) => tls::Mode::parse(raw)
+            .ok_or_else(|| anyhow!("--tls {raw:?} is not a TLS mode: use {}", tls::Mode::CHOICES))?,
+    };
+    let mut settings = vec![
+        ("DEBUG", "0".to_owned()),
+        ("CSRF_TRUSTED_ORIGINS", format!("https://{host}")),
+        ("ALLOWED_HOSTS", host),
+        ("TLS_MODE", mode.name().to_owned()),
+    ];
     if let Some(db_host) = db_host {
         settings.push(("POSTGRES_HOST", host_name("--db-host", db_host, "db.example.com")?));
     }
@@ -197,7 +234,7 @@ fn back_up(path: &Path) -> Result<PathBuf> {
 }
 
 /// Writes a private temporary file beside `path`, then renames it over `path`.
-fn write_atomically(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_atomically(path: &Path, text: &str) -> Result<()> {
     let tmp = PathBuf::from(format!("{}.tmp-{}", path.display(), std::process::id()));
     // Only a run of ours that died with this process id can have left it.
     let _ = fs::remove_file(&tmp);

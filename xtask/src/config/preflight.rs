@@ -3,11 +3,14 @@
 //! Each problem is one line naming the variable and the fix; all of them are reported at once.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::SystemTime;
 
 use anyhow::{bail, Result};
 
 use crate::config::envfile::{Entry, EnvFile};
 use crate::stack::compose::Stack;
+use crate::tls;
 
 /// The value the committed example files hold for every secret.
 const PLACEHOLDER: &str = "change-me";
@@ -38,9 +41,18 @@ impl Problem {
     }
 }
 
-/// Refuses `.env.prod` when it is malformed or unsafe; prints one line a problem to stderr.
-pub fn refuse_unsafe_prod(file: &EnvFile) -> Result<()> {
-    refuse(Stack::PROD.env_file(), "is not safe for production", prod_problems(file))
+/// Refuses `.env.prod` when it is malformed or unsafe, its TLS settings included (files
+/// relative to `root`); prints one line a problem, and the TLS warnings, to stderr.
+pub fn refuse_unsafe_prod(file: &EnvFile, root: &Path) -> Result<()> {
+    let mut problems = prod_problems(file);
+    if file.malformed.is_empty() {
+        let tls = tls::preflight::check(root, file, SystemTime::now());
+        for warning in &tls.warnings {
+            eprintln!("{}: warning: {warning}", Stack::PROD.env_file());
+        }
+        problems.extend(tls.problems.into_iter().map(|f| Problem { line: f.line, message: f.message }));
+    }
+    refuse(Stack::PROD.env_file(), "is not safe for production", problems)
 }
 
 /// Refuses `.env` when Compose would refuse or misread it.
@@ -98,6 +110,7 @@ const VALUE_RULES: &[Rule] = &[
     ("SECURE_HSTS_PRELOAD", is_bool, BOOLEAN),
     ("DEV_PORT", is_port, PORT),
     ("HTTP_PORT", is_port, PORT),
+    ("HTTPS_PORT", is_port, PORT),
     ("POSTGRES_PORT", is_port, PORT),
     (
         "GUNICORN_WORKERS",

@@ -14,6 +14,7 @@ use crate::context::Context;
 use crate::plan::runner;
 use crate::plan::{Plan, Step, Task};
 use crate::stack::compose::{Compose, Stack};
+use crate::tls;
 
 /// The host name the bundled database answers to inside the production network.
 const BUNDLED_DB_HOST: &str = "db";
@@ -35,6 +36,7 @@ pub fn dev(cx: &Context, args: DevArgs) -> Result<()> {
 
 pub fn prod(cx: &Context, args: ProdArgs) -> Result<()> {
     let (stack, env) = safe_prod(cx, args.with_db)?;
+    tls::ensure_local(cx, &env)?;
     let base = prepare(cx, stack)?;
     let mut plan = Plan::default();
     if !args.no_build {
@@ -114,10 +116,14 @@ pub(crate) fn one_off(base: &Step, deps: OneOff, args: &[&str]) -> Step {
 /// Everything a stack command checks before it plans: the env file exists, Compose is
 /// installed and the engine answers. Returns the stack's compose command.
 pub(crate) fn prepare(cx: &Context, stack: Stack) -> Result<Step> {
-    require_env_file(cx, stack)?;
+    let env = load_env(cx, stack)?;
     let compose = Compose::detect(cx)?;
     compose::require_engine(cx)?;
-    Ok(compose.step(cx, stack))
+    let step = compose.step(cx, stack);
+    Ok(match stack {
+        Stack::Prod { .. } => tls::Files::of(&cx.root, &env).pass_to(step),
+        Stack::Dev => step,
+    })
 }
 
 pub(crate) fn require_env_file(cx: &Context, stack: Stack) -> Result<()> {
@@ -151,7 +157,7 @@ pub(crate) fn stack_with_env(cx: &Context, prod: bool) -> Result<(Stack, EnvFile
 /// `.env.prod`, read once and refused when unsafe, with the production stack it selects.
 pub(crate) fn safe_prod(cx: &Context, with_db: bool) -> Result<(Stack, EnvFile)> {
     let env = load_env(cx, Stack::PROD)?;
-    preflight::refuse_unsafe_prod(&env)?;
+    preflight::refuse_unsafe_prod(&env, &cx.root)?;
     Ok((prod_stack(cx, &env, with_db)?, env))
 }
 
@@ -170,13 +176,16 @@ fn prod_stack(cx: &Context, env: &EnvFile, with_db: bool) -> Result<Stack> {
     Ok(Stack::Prod { with_db: bundled })
 }
 
-/// Where nginx is published: `${HTTP_PORT:-80}` in the compose file, so a blank value means 80.
+/// The site on its first host name (a `.example.com` entry names the domain itself) and
+/// the HTTPS port: `${HTTPS_PORT:-443}` in the compose file, so a blank value means 443.
 fn prod_url(env: &EnvFile) -> String {
-    let port = env.get("HTTP_PORT").map(|e| e.value.trim()).unwrap_or_default();
-    if port.is_empty() || port == "80" {
-        "http://localhost/".to_owned()
+    let host = tls::hosts(env).into_iter().next().unwrap_or_else(|| "localhost".to_owned());
+    let host = host.trim_start_matches('.');
+    let port = env.get("HTTPS_PORT").map(|e| e.value.trim()).unwrap_or_default();
+    if port.is_empty() || port == "443" {
+        format!("https://{host}/")
     } else {
-        format!("http://localhost:{port}/")
+        format!("https://{host}:{port}/")
     }
 }
 
@@ -185,11 +194,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_url_names_the_port_unless_it_is_80_or_left_blank() {
+    fn the_url_is_https_on_the_first_host_with_the_port_unless_443_or_blank() {
         let url = |text: &str| prod_url(&envfile::parse(text, &|_| None));
-        assert_eq!(url(""), "http://localhost/");
-        assert_eq!(url("HTTP_PORT=\n"), "http://localhost/");
-        assert_eq!(url("HTTP_PORT=80\n"), "http://localhost/");
-        assert_eq!(url("HTTP_PORT=8080\n"), "http://localhost:8080/");
+        assert_eq!(url(""), "https://localhost/");
+        assert_eq!(url("HTTPS_PORT=\nALLOWED_HOSTS=shop.test,localhost\n"), "https://shop.test/");
+        assert_eq!(url("HTTPS_PORT=443\nHTTP_PORT=8080\n"), "https://localhost/");
+        assert_eq!(url("HTTPS_PORT=8443\nALLOWED_HOSTS=.example.com\n"), "https://example.com:8443/");
     }
 }

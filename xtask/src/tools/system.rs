@@ -1,4 +1,4 @@
-//! The programs that come from Debian packages (nginx, curl, the PostgreSQL server,
+//! The programs that come from Debian packages (nginx, curl, openssl, the PostgreSQL server,
 //! debootstrap, Python's venv): found or reported together with the one `apt-get install` line that
 //! adds every missing one.
 
@@ -35,6 +35,9 @@ pub const POSTGRES: SystemTool =
 pub const DOCKER: SystemTool =
     SystemTool { name: "docker", package: "docker.io", probe: Probe::Program("docker", &[]) };
 pub const CURL: SystemTool = SystemTool { name: "curl", package: "curl", probe: Probe::Program("curl", &[]) };
+/// Makes the nginx checks' throwaway certificate and inspects TLS handshakes.
+pub const OPENSSL: SystemTool =
+    SystemTool { name: "openssl", package: "openssl", probe: Probe::Program("openssl", &[]) };
 pub const DEBOOTSTRAP: SystemTool =
     SystemTool { name: "debootstrap", package: "debootstrap", probe: Probe::Program("debootstrap", SBIN) };
 /// `python3 -m venv` needs ensurepip, which Debian splits out of python3.

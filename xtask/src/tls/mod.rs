@@ -1,0 +1,149 @@
+//! HTTPS for the production stack: where the certificate nginx serves comes from
+//! (`TLS_MODE` in `.env.prod`), the files Compose mounts for it, the project's local CA
+//! ([`local`]), the certificate checks of the production preflight ([`preflight`]) and
+//! `cargo xtask tls ca`.
+
+pub mod inspect;
+pub mod local;
+pub mod preflight;
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::{bail, Result};
+
+use crate::cli::{TlsArgs, TlsCommand};
+use crate::config::envfile::EnvFile;
+use crate::context::Context;
+use crate::plan::Step;
+
+/// The variables naming the files nginx mounts, in `.env.prod` (`files`) and for Compose.
+pub const CERT_VAR: &str = "TLS_CERT_FILE";
+pub const KEY_VAR: &str = "TLS_KEY_FILE";
+/// The SHA-256 of the certificate chain, in nginx's environment: a new certificate changes
+/// the service's configuration, so the next `up` recreates nginx on the new files.
+pub const CERT_HASH_VAR: &str = "TLS_CERT_SHA256";
+
+/// Where the certificate comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Made by the xtask, signed by the project's own CA.
+    Local,
+    /// The user's own files, named by TLS_CERT_FILE and TLS_KEY_FILE.
+    Files,
+}
+
+impl Mode {
+    pub const CHOICES: &'static str = "local or files";
+
+    pub fn parse(value: &str) -> Option<Mode> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "local" => Some(Mode::Local),
+            "files" => Some(Mode::Files),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Local => "local",
+            Mode::Files => "files",
+        }
+    }
+
+    /// `TLS_MODE` of `.env.prod`: unset or blank is `local`; None when unknown.
+    pub fn of(env: &EnvFile) -> Option<Mode> {
+        match env.get("TLS_MODE").map(|e| e.value.trim()) {
+            None | Some("") => Some(Mode::Local),
+            Some(value) => Mode::parse(value),
+        }
+    }
+}
+
+/// Names no public CA issues for, where the local CA is the only choice: localhost,
+/// loopback addresses, `*.localhost` and `*.test`.
+pub fn is_local_name(host: &str) -> bool {
+    host == "localhost"
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || [".localhost", ".test"].iter().any(|suffix| host.ends_with(suffix))
+}
+
+/// The certificate chain and key nginx serves, as host paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Files {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Files {
+    /// The files of `.env.prod`'s mode; an unknown mode gets the local paths (the preflight
+    /// refuses it before anything starts), a `files` path is relative to the project root.
+    pub fn of(root: &Path, env: &EnvFile) -> Files {
+        if Mode::of(env) == Some(Mode::Files) {
+            let path = |var: &str| root.join(env.get(var).map(|e| e.value.trim()).unwrap_or_default());
+            return Files { cert: path(CERT_VAR), key: path(KEY_VAR) };
+        }
+        let local = local::Paths::under(root);
+        Files { cert: local.chain, key: local.key }
+    }
+
+    /// `step` with the variables compose.prod.yml mounts the files from, and the chain's
+    /// hash (empty while the file does not exist; the key is never read for it).
+    pub fn pass_to(&self, step: Step) -> Step {
+        let hash = crate::sha256::hash_file(&self.cert).map(|(_, hex)| hex).unwrap_or_default();
+        step.env(CERT_VAR, self.cert.to_string_lossy())
+            .env(KEY_VAR, self.key.to_string_lossy())
+            .env(CERT_HASH_VAR, hash)
+    }
+}
+
+/// The ALLOWED_HOSTS names, as the local leaf must cover them.
+pub fn hosts(env: &EnvFile) -> Vec<String> {
+    let value = env.get("ALLOWED_HOSTS").map(|e| e.value.as_str()).unwrap_or_default();
+    value.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty() && h != "*").collect()
+}
+
+/// In `local` mode, creates or renews the certificates for the hosts of `env` (a dry run
+/// says what it would do); in other modes there is nothing to make.
+pub fn ensure_local(cx: &Context, env: &EnvFile) -> Result<()> {
+    let hosts = hosts(env);
+    if Mode::of(env) != Some(Mode::Local) || hosts.is_empty() {
+        return Ok(());
+    }
+    let outcome = local::ensure(&cx.root, &hosts, SystemTime::now(), !cx.dry_run)?;
+    if let local::Outcome::Issued { why, new_ca } = outcome {
+        let what = if new_ca { "a local CA and a certificate" } else { "a certificate" };
+        let verb = if cx.dry_run { "# would write" } else { "wrote" };
+        println!("{verb} {what} for {} under {}/ ({why})", hosts.join(", "), local::DIR);
+    }
+    Ok(())
+}
+
+/// `cargo xtask tls ca`: the CA certificate's path, for `curl --cacert` or a browser import.
+pub fn tls(cx: &Context, args: TlsArgs) -> Result<()> {
+    match args.command {
+        TlsCommand::Ca => {
+            let ca = local::Paths::under(&cx.root).ca;
+            if !ca.is_file() {
+                bail!("{} does not exist yet: set TLS_MODE=local in .env.prod and run `cargo xtask prod` (or `cargo xtask init --prod --host HOST --tls local`)", ca.display());
+            }
+            println!("{}", ca.display());
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_names_are_the_ones_no_public_ca_issues_for() {
+        for host in ["localhost", "127.0.0.1", "shop.localhost", "shop.test"] {
+            assert!(is_local_name(host), "{host}");
+        }
+        for host in ["example.com", "10.0.0.7", "testing.com"] {
+            assert!(!is_local_name(host), "{host}");
+        }
+    }
+}
