@@ -12,6 +12,8 @@
 //! PYTHON_IMAGE, POSTGRES_IMAGE, NGINX_IMAGE, PIP_INDEX_URL and BUILD_NETWORK variables,
 //! so the compose files and the Dockerfile are the ones users run.
 
+#[path = "e2e/browser.rs"]
+mod browser;
 #[path = "e2e/harness.rs"]
 mod harness;
 #[path = "e2e/http.rs"]
@@ -412,6 +414,8 @@ fn https_serves_the_local_certificate_then_the_users_own_files() {
     let tls12 = s_client(site, &ca, &["-tls1_2", "-verify_hostname", "localhost"]);
     assert!(tls12.contains("Verify return code: 0 (ok)") && tls12.contains("New, TLSv1.2"), "{tls12}");
 
+    browser_logs_in_and_uploads(&project, site, &ca);
+
     // The user's own certificate, made by openssl; replacing it and running prod again serves the new one.
     project.set_env(".env.prod", "TLS_MODE", "files");
     project.set_env(".env.prod", "TLS_CERT_FILE", "own/chain.pem");
@@ -425,6 +429,82 @@ fn https_serves_the_local_certificate_then_the_users_own_files() {
         assert_eq!(served_subject(site, &own).as_deref(), Some(generation), "{generation} is not served");
         assert_eq!(http::get(Site::tls(site.port, &own), "/").unwrap().status, 200);
     }
+}
+
+/// Headless Chromium, trusting the project's CA: logs into the admin (styled by its CSS
+/// from nginx), uploads a file through the site's form and fetches it back under /media/.
+/// The screenshot goes to target/e2e-https-admin.png.
+fn browser_logs_in_and_uploads(project: &Project, site: Site, ca: &std::path::Path) {
+    let password = "e2e-Admin-password-1";
+    let create = format!(
+        "from django.contrib.auth import get_user_model; get_user_model().objects.create_superuser('admin', 'admin@example.com', '{password}')"
+    );
+    project.ok(&["manage", "--prod", "--", "shell", "-c", &create]);
+    let started = Instant::now();
+    let browser = browser::Browser::start(ca);
+    browser.goto(&site.url("/admin/"));
+    assert!(browser.url().contains("/admin/login/"), "not sent to the login page: {}", browser.url());
+    browser.type_into("#id_username", "admin");
+    browser.type_into("#id_password", password);
+    browser.click("input[type=submit]");
+    let shot = harness::repo().join("target/e2e-https-admin.png");
+    let title = browser.title();
+    if !title.starts_with("Site administration") {
+        browser.screenshot(&shot);
+        panic!("not logged in (title {title:?}, {}); screenshot: {}", browser.url(), shot.display());
+    }
+    // Styled: the header has the admin's colour, and base.css came from nginx with its rules.
+    let style = browser.script(
+        "const sheet = [...document.styleSheets].find(s => (s.href || '').includes('/static/admin/css/base'));
+         return [getComputedStyle(document.querySelector('#header')).backgroundColor,
+                 sheet ? sheet.href : null, sheet ? sheet.cssRules.length : 0];",
+        serde_json::json!([]),
+    );
+    browser.screenshot(&shot);
+    let background = style[0].as_str().unwrap_or_default();
+    assert!(!["", "rgba(0, 0, 0, 0)", "transparent"].contains(&background), "the admin is unstyled: {style}");
+    assert!(style[1].as_str().is_some_and(|href| href.starts_with(&site.url("/static/admin/css/base"))), "{style}");
+    assert!(style[2].as_u64().unwrap_or(0) > 10, "base.css has no rules: {style}");
+    let css = http::get(site, &style[1].as_str().unwrap()[site.url("").len()..]).unwrap();
+    assert_eq!((css.status, css.header("server")), (200, Some("nginx")), "{css}");
+    eprintln!(
+        "e2e: https: browser: logged into the admin, header background {background}, screenshot {}",
+        shot.display()
+    );
+
+    // An upload through the form, then fetched back by the browser.
+    let file = tempfile::Builder::new().prefix("browser-upload-").suffix(".txt").tempfile().unwrap();
+    let content = format!(
+        "uploaded by headless Chromium for {}
+",
+        project.name
+    );
+    fs::write(file.path(), &content).unwrap();
+    let name = file.path().file_name().unwrap().to_string_lossy().into_owned();
+    browser.goto(&site.url("/uploads/"));
+    browser.type_into("input[type=file]", &file.path().to_string_lossy());
+    browser.click("form button[type=submit]");
+    let find_link = "return [...document.querySelectorAll('a')].map(a => a.getAttribute('href')).find(h => h.endsWith('/' + arguments[0])) || null;";
+    let listed = wait_for(Duration::from_secs(15), Duration::from_millis(250), || {
+        browser.script(find_link, serde_json::json!([name])).as_str().map(str::to_owned)
+    });
+    let Some(url) = listed else {
+        let shot = harness::repo().join("target/e2e-https-upload.png");
+        browser.screenshot(&shot);
+        let page = browser.script("return document.body.innerText;", serde_json::json!([]));
+        panic!(
+            "{name} is not listed after the browser's upload ({}, screenshot {}):\n{page}",
+            browser.url(),
+            shot.display()
+        );
+    };
+    let fetched = browser.async_script(
+        "const done = arguments[arguments.length - 1];
+         fetch(arguments[0]).then(r => r.text().then(t => done([r.status, t]))).catch(e => done([0, String(e)]));",
+        serde_json::json!([url]),
+    );
+    assert_eq!((fetched[0].as_u64(), fetched[1].as_str()), (Some(200), Some(content.as_str())), "{fetched}");
+    timing("https: browser login, styled admin, upload and fetch", started.elapsed());
 }
 
 /// A self-signed certificate for localhost and 127.0.0.1 named `name`, written by openssl

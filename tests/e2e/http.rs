@@ -107,9 +107,37 @@ fn plain(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[
     head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;
     stream.write_all(body)?;
+    parse(&read_answer(&mut stream)?)
+}
+
+/// The answer up to its Content-Length when it has one (chromedriver keeps the connection
+/// open), else until the server closes the connection.
+fn read_answer(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    parse(&raw)
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            if let Some(length) =
+                parse_head(&raw[..end])?.header("content-length").and_then(|v| v.parse::<usize>().ok())
+            {
+                while raw.len() < end + 4 + length {
+                    let read = stream.read(&mut chunk)?;
+                    if read == 0 {
+                        break;
+                    }
+                    raw.extend_from_slice(&chunk[..read]);
+                }
+                return Ok(raw);
+            }
+            stream.read_to_end(&mut raw)?;
+            return Ok(raw);
+        }
+        let read = stream.read(&mut chunk)?;
+        if read == 0 {
+            return Ok(raw);
+        }
+        raw.extend_from_slice(&chunk[..read]);
+    }
 }
 
 /// The request through curl over HTTP/1.1: headers and body land in separate files, the

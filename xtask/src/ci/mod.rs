@@ -15,7 +15,10 @@ use crate::plan::run_error::ChildFailed;
 use crate::plan::runner;
 use crate::plan::Step;
 use crate::tools;
-use crate::tools::system::{self, SystemTool, CURL, DEBOOTSTRAP, DOCKER, NGINX, OPENSSL, POSTGRES, PYTHON_VENV};
+use crate::tools::system::{
+    self, SystemTool, CERTUTIL, CHROMEDRIVER, CHROMIUM, CURL, DEBOOTSTRAP, DOCKER, NGINX, OPENSSL, POSTGRES,
+    PYTHON_VENV,
+};
 use report::Outcome;
 
 /// One line of the summary: a named child process and what it needs to run.
@@ -65,7 +68,9 @@ fn plan(cx: &Context) -> Vec<Check> {
     }
     let stack = |filter: &str| cargo(&["test", "-p", "xtask", "--test", "stack", "--", filter]);
     let lint = needs(&[&PYTHON_VENV]).pip_tools();
-    let e2e = needs(&[&PYTHON_VENV, &DOCKER, &DEBOOTSTRAP]).pip_tools().engine();
+    let browser = [&CHROMIUM, &CHROMEDRIVER, &CERTUTIL];
+    let e2e =
+        needs(&[&[&PYTHON_VENV, &DOCKER, &DEBOOTSTRAP, &CURL, &OPENSSL][..], &browser].concat()).pip_tools().engine();
     // The end-to-end scenarios and the database tests on a real engine, one at a time.
     let engine_tests = cargo(&["test", "-p", "xtask", "--test", "e2e", "--test", "db_engine", "--", "--ignored"])
         .args(["--nocapture", "--test-threads=1"]);

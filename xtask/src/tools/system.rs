@@ -1,4 +1,4 @@
-//! The programs that come from Debian packages (nginx, curl, openssl, the PostgreSQL server,
+//! The programs that come from Debian packages (nginx, curl, openssl, Chromium, the PostgreSQL server,
 //! debootstrap, Python's venv): found or reported together with the one `apt-get install` line that
 //! adds every missing one.
 
@@ -35,6 +35,14 @@ pub const POSTGRES: SystemTool =
 pub const DOCKER: SystemTool =
     SystemTool { name: "docker", package: "docker.io", probe: Probe::Program("docker", &[]) };
 pub const CURL: SystemTool = SystemTool { name: "curl", package: "curl", probe: Probe::Program("curl", &[]) };
+/// The browser of the end-to-end suite, its WebDriver server, and the NSS tool that makes it
+/// trust the project's CA.
+pub const CHROMIUM: SystemTool =
+    SystemTool { name: "chromium", package: "chromium", probe: Probe::Program("chromium", &[]) };
+pub const CHROMEDRIVER: SystemTool =
+    SystemTool { name: "chromedriver", package: "chromium-driver", probe: Probe::Program("chromedriver", &[]) };
+pub const CERTUTIL: SystemTool =
+    SystemTool { name: "certutil", package: "libnss3-tools", probe: Probe::Program("certutil", &[]) };
 /// Makes the nginx checks' throwaway certificate and inspects TLS handshakes.
 pub const OPENSSL: SystemTool =
     SystemTool { name: "openssl", package: "openssl", probe: Probe::Program("openssl", &[]) };
