@@ -32,9 +32,12 @@ cleanup() {
     for pid in "${pids[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
-    if [ -f "$work/nginx.pid" ]; then
-        kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
-    fi
+    local prefix
+    for prefix in "$work" "$work/default-port"; do
+        if [ -f "$prefix/nginx.pid" ]; then
+            kill "$(cat "$prefix/nginx.pid")" 2>/dev/null || true
+        fi
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -143,6 +146,21 @@ check "to https on the same host, path and query, on the HTTPS port" "$out" \
 check "the ACME challenge is served over plain HTTP" "$(curl -s "$plain/.well-known/acme-challenge/token-1")" '^token-body$'
 out=$(headers "$plain/.well-known/acme-challenge/missing")
 check "a missing challenge is a 404, not a redirect" "$out" '^HTTP/1.1 404'
+
+# A second nginx, rendered for HTTPS_PORT=443: its redirect names no port.
+other="$work/default-port"
+mkdir -p "$other"
+nginx_prefix "$other" "$other/error.log"
+other_port=$(free_port)
+site_copy "$other/conf.d/default.conf" "127.0.0.1:$other_port" "127.0.0.1:$(free_port)" 443 "$work/tls"
+sed -i -E "s/^([[:space:]]*server[[:space:]]+)web:8000/\\1127.0.0.1:$upstream_port/" "$other/conf.d/default.conf"
+nginx -p "$other/" -c "$other/nginx.conf" -e "$other/error.log" || die "the second nginx did not start"
+for _ in $(seq 50); do
+    curl -s -o /dev/null "http://127.0.0.1:$other_port/nginx-healthz" && break
+    sleep 0.1
+done
+out=$(headers -H "Host: shop.example:$other_port" "http://127.0.0.1:$other_port/a/b")
+check "with HTTPS on 443 the redirect names no port" "$out" '^location: https://shop.example/a/b'
 
 check "HTTP/2 over TLS" "$(curl -s -o /dev/null -w '%{http_version}' --http2 "$base/")" '^2$'
 check "TLS 1.3 is accepted" "$(handshake -tls1_3)" '^New, TLSv1.3, Cipher is TLS_'
