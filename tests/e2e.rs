@@ -139,7 +139,10 @@ fn prod_serves_pages_static_and_media_through_nginx_only() {
     }
 
     // The secret reaches the containers at run time only, never an image layer.
-    assert_secret_in_no_layer(&project, &project.web_image(), &secret);
+    // Nor is the site's TLS key (a line of its PEM body stands for it).
+    let key = fs::read_to_string(project.path("certs/site-key.pem")).unwrap();
+    let key_line = key.lines().nth(1).expect("a PEM body").to_owned();
+    assert_secrets_in_no_layer(&project, &project.web_image(), &[("SECRET_KEY", &secret), ("TLS key", &key_line)]);
 }
 
 // --- scenario 3: persistence and faults -------------------------------------------------
@@ -701,8 +704,8 @@ fn assert_stack_gone(project: &Project, stack: &str) {
 }
 
 /// `docker save`s the image and searches every file of it, each layer tar included, for
-/// `secret`. A string known to be in the code must be found, or the search proves nothing.
-fn assert_secret_in_no_layer(project: &Project, image: &str, secret: &str) {
+/// each of `secrets`. A string known to be in the code must be found, or the search proves nothing.
+fn assert_secrets_in_no_layer(project: &Project, image: &str, secrets: &[(&str, &str)]) {
     let dir = tempfile::tempdir().unwrap();
     let saved = dir.path().join("image.tar");
     docker_ok(&["save", "--output", &saved.to_string_lossy(), image]);
@@ -726,5 +729,7 @@ fn assert_secret_in_no_layer(project: &Project, image: &str, secret: &str) {
         text(&out.stdout).lines().map(str::to_owned).collect()
     };
     assert!(!holding("MAX_DEFAULT_WORKERS").is_empty(), "the layer search does not see the code");
-    assert_eq!(holding(secret), Vec::<String>::new(), "the SECRET_KEY of {} is in the image", project.name);
+    for (what, secret) in secrets {
+        assert_eq!(holding(secret), Vec::<String>::new(), "the {what} of {} is in the image", project.name);
+    }
 }
