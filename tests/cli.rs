@@ -89,6 +89,12 @@ fn base_v2(stack: &str) -> String {
     }
 }
 
+/// The variables of a production Compose command: the image name, then the project's
+/// description (a root without one runs project-template/).
+const PROD_VARS: &str = "WEB_IMAGE=shop-web DJANGO_DIR=project-template DJANGO_DEPENDENCIES=requirements.txt \
+    PYTHON_VERSION=3.12 DJANGO_SETTINGS=config.settings.prod DJANGO_PROJECT_SETTINGS=config.settings.prod \
+    DJANGO_APP=config.wsgi DJANGO_WORKER_CLASS=sync";
+
 /// What the fake records for a compose call on `stack` running `rest`.
 fn call(flavour: Installed, stack: &str, rest: &str) -> String {
     let web_image = if stack == "prod" { "shop-web" } else { "" };
@@ -248,7 +254,7 @@ fn verbose_echoes_every_command_of_the_health_wait() {
     assert!(output.status.success(), "{}", stderr(&output));
     let root = sandbox.root().display().to_string();
     let err = stderr(&output).replace(&root, "ROOT");
-    let ps = format!("+ cd ROOT && WEB_IMAGE=shop-web {} ps -q", base_v2("prod"));
+    let ps = format!("+ cd ROOT && {PROD_VARS} {} ps -q", base_v2("prod"));
     assert!(err.lines().any(|l| l == ps), "{err}");
     assert!(err.lines().any(|l| l == "+ docker inspect c1 c2 c3"), "{err}");
 }
@@ -322,7 +328,7 @@ fn dry_run_prints_the_plan_and_calls_nothing() {
     let root = sandbox.root().display().to_string();
     let stdout = String::from_utf8_lossy(&output.stdout).replace(&root, "ROOT");
     let lines: Vec<&str> = stdout.lines().collect();
-    let line = |rest: &str| format!("cd ROOT && WEB_IMAGE=shop-web {} {rest}", base_v2("prod"));
+    let line = |rest: &str| format!("cd ROOT && {PROD_VARS} {} {rest}", base_v2("prod"));
     assert_eq!(lines[0], line("build"));
     assert_eq!(lines[1], line("run --rm -T --no-deps web python manage.py check --deploy --fail-level WARNING"));
     assert_eq!(lines[2], line("up --detach --no-build"));

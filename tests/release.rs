@@ -478,7 +478,8 @@ fn without_a_static_dir_the_plan_runs_collectstatic_in_the_production_image() {
     let scratch = repo.root().join("target/release-static-");
     let run = format!("run --rm -T --no-deps --user {} -v {}", id(), scratch.display());
     assert!(lines[1].contains(&run) && lines[1].ends_with("web python manage.py collectstatic --noinput"), "{plan}");
-    assert!(lines[1].contains("WEB_IMAGE=site-web docker compose --project-name site-prod"), "{plan}");
+    assert!(lines[1].contains("WEB_IMAGE=site-web DJANGO_DIR=project-template "), "{plan}");
+    assert!(lines[1].contains(" DJANGO_WORKER_CLASS=sync docker compose --project-name site-prod"), "{plan}");
     assert!(plan.contains("# then: docker save site-web, compressed into "), "{plan}");
     assert!(!repo.root().join("target").exists() && !repo.root().join("dist").exists(), "a dry run writes nothing");
 }

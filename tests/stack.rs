@@ -12,6 +12,7 @@ mod stack_check {
     use std::sync::Mutex;
 
     use serde_json::Value;
+    use xtask::project::{Description, Flavour};
     use xtask::tools::{self, system};
 
     fn root() -> &'static Path {
@@ -61,12 +62,19 @@ mod stack_check {
         let compose = |args: &[&str]| {
             let mut command = Command::new("docker");
             command.env("DOCKER_CONFIG", &config).env("WEB_IMAGE", "stack-check-web");
+            command.envs(description_vars(env));
             command.arg("compose").args(global_args(project.path(), env, files)).args(args);
             command
         };
         assert_clean(&mut compose(&["config", "-q"]));
         let out = assert_success(&mut compose(&["config", "--format", "json"]));
         serde_json::from_slice(&out.stdout).expect("compose config prints JSON")
+    }
+
+    /// The variables the xtask sets from the project's description (the repository's own).
+    fn description_vars(env: &str) -> Vec<(&'static str, String)> {
+        let flavour = if env == ".env" { Flavour::Dev } else { Flavour::Prod };
+        Description::default().compose_vars(flavour)
     }
 
     /// The flags the xtask gives every Compose command: project name, directory, env file, files.
@@ -106,7 +114,8 @@ mod stack_check {
         for (env, example, files) in STACKS {
             let project = scratch_project(env, example);
             let mut command = Command::new(&v1);
-            command.env("WEB_IMAGE", "stack-check-web").args(global_args(project.path(), env, files));
+            command.env("WEB_IMAGE", "stack-check-web").envs(description_vars(env));
+            command.args(global_args(project.path(), env, files));
             assert_clean(command.args(["config", "-q"]));
         }
     }
@@ -133,6 +142,14 @@ mod stack_check {
     fn compose_config_dev() {
         let config = compose_config(".env", ".env.example", &["docker/compose.yml"]);
         assert_eq!(published(&config), ["web"], "in dev only web (runserver) is published");
+        let web = &config["services"]["web"];
+        assert_eq!(web["build"]["args"]["DJANGO_DIR"], "project-template", "{web}");
+        assert_eq!(web["environment"]["DJANGO_SETTINGS_MODULE"], "config.settings.dev", "{web}");
+        let mounts = web["volumes"].as_array().expect("web volumes");
+        assert!(
+            mounts.iter().any(|m| m["source"].as_str().is_some_and(|s| s.ends_with("/project-template"))),
+            "{mounts:?}"
+        );
         let ports = config["services"]["web"]["ports"].as_array().expect("web ports");
         assert!(
             ports.iter().all(|p| p["host_ip"] == "127.0.0.1"),

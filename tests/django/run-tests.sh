@@ -11,6 +11,7 @@
 #          missing, and the server runs as the `postgres` user because initdb refuses root.
 #          PG_BIN overrides where the binaries are looked up.
 #
+# docker/ is on PYTHONPATH, as /opt/stack is in the image, for the stack_settings package.
 # The venv is reused while project-template/requirements.txt is unchanged. PYTHON picks
 # the interpreter that creates it (default python3). Each run ends with a line
 # "django-<db>: N passed, N failed, N skipped".
@@ -43,7 +44,7 @@ run_suite() {
     local label=$1 log status ran failures errors skipped
     log=$(mktemp)
     set +e
-    (cd "$project" && DJANGO_SETTINGS_MODULE=config.settings.dev \
+    (cd "$project" && DJANGO_SETTINGS_MODULE=config.settings.dev PYTHONPATH="$root/docker" \
         "$venv/bin/python" manage.py test --noinput -v 2) 2>&1 | tee "$log"
     status=${PIPESTATUS[0]}
     set -e

@@ -19,7 +19,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so container and proxy probes are answered before host validation and the
     # HTTPS redirect (the probe talks plain HTTP to 127.0.0.1).
-    "core.middleware.HealthCheckMiddleware",
+    "stack_settings.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
