@@ -218,6 +218,12 @@ mod stack_check {
         django("sqlite", &[&system::PYTHON_VENV]);
     }
 
+    /// The settings layer over a `startproject` project.
+    #[test]
+    fn django_layer() {
+        django("layer", &[&system::PYTHON_VENV]);
+    }
+
     #[test]
     fn django_postgres() {
         django("postgres", &[&system::PYTHON_VENV, &system::POSTGRES]);
