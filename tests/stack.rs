@@ -224,6 +224,36 @@ mod stack_check {
         django("layer", &[&system::PYTHON_VENV]);
     }
 
+    /// `cargo xtask new`'s project passes its own Django tests (package renamed), run by its
+    /// own tests/django/run-tests.sh on this repository's virtualenv (same requirements).
+    #[test]
+    fn new_project() {
+        ok(system::require(&[&system::PYTHON_VENV]));
+        let _venv = DJANGO_VENV.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let made = dir.path().join("shop");
+        let mut new = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        new.args(["new", &made.to_string_lossy()]).env_remove("XTASK_ROOT");
+        for (key, value) in [("GIT_AUTHOR_NAME", "new"), ("GIT_COMMITTER_NAME", "new")] {
+            new.env(key, value);
+        }
+        new.env("GIT_AUTHOR_EMAIL", "new@example.invalid").env("GIT_COMMITTER_EMAIL", "new@example.invalid");
+        assert_success(&mut new);
+        let venv = root().join("target/django-venv");
+        fs::create_dir_all(&venv).expect("the virtualenv directory");
+        fs::create_dir_all(made.join("target")).expect("target/ of the new repository");
+        symlink(&venv, made.join("target/django-venv")).expect("a symlink");
+        let out =
+            assert_success(Command::new("bash").arg("tests/django/run-tests.sh").arg("sqlite").current_dir(&made));
+        let said = String::from_utf8_lossy(&out.stdout);
+        let summary = said.lines().find(|l| l.starts_with("django-sqlite: ")).expect("a summary line");
+        assert!(
+            summary.ends_with(" passed, 0 failed, 0 skipped") && !summary.starts_with("django-sqlite: 0 "),
+            "{summary}"
+        );
+        assert!(said.contains("(shop.tests.test_settings."), "the tests did not run from the renamed package:\n{said}");
+    }
+
     #[test]
     fn django_postgres() {
         django("postgres", &[&system::PYTHON_VENV, &system::POSTGRES]);

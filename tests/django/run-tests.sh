@@ -50,7 +50,8 @@ run_suite() {
     if [ "${2:-}" = layer ]; then
         PYTHONPATH="$root/docker" "$venv/bin/python" -m unittest -v "$root/tests/django/test_layer.py" 2>&1 | tee "$log"
     else
-        (cd "$project" && DJANGO_SETTINGS_MODULE=config.settings.dev PYTHONPATH="$root/docker" \
+        # manage.py picks the development settings of whatever the package is called.
+        (cd "$project" && unset DJANGO_SETTINGS_MODULE && PYTHONPATH="$root/docker" \
             "$venv/bin/python" manage.py test --noinput -v 2) 2>&1 | tee "$log"
     fi
     status=${PIPESTATUS[0]}

@@ -4,7 +4,8 @@
 //! The modules follow the pipeline: [`project`] describes the Django project, [`config`]
 //! writes and checks the env files, [`stack`] runs the dev and prod stacks, [`release`]
 //! builds and verifies the artifacts, [`db`] backs up and restores the database, and
-//! [`ci`] runs every check with the [`tools`] it installs.
+//! [`ci`] runs every check with the [`tools`] it installs; [`new`] starts a repository of
+//! its own from this one.
 
 pub mod ci;
 pub mod cli;
@@ -12,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod context;
 pub mod db;
+pub mod new;
 pub mod plan;
 pub mod project;
 pub mod release;

@@ -6,6 +6,8 @@
 
 mod check;
 
+pub use check::is_identifier;
+
 use std::env;
 use std::path::Path;
 
