@@ -8,6 +8,7 @@ stacks without editing its settings.
 
 import importlib
 
+from stack_settings import database as _database
 from stack_settings import env
 
 HEALTH_MIDDLEWARE = "stack_settings.health.HealthCheckMiddleware"
@@ -32,18 +33,7 @@ def database(own):
     databases = dict(own.get("DATABASES", {}))
     if host is None:
         return databases
-    databases["default"] = {
-        "ENGINE": "django.db.backends.postgresql",
-        "HOST": host,
-        "PORT": env.integer("POSTGRES_PORT", default=5432, minimum=1, maximum=65535),
-        "USER": env.string("POSTGRES_USER"),
-        "PASSWORD": env.string("POSTGRES_PASSWORD"),
-        "NAME": env.string("POSTGRES_DB"),
-        "CONN_MAX_AGE": 60,
-        "CONN_HEALTH_CHECKS": True,
-        # Bounded so /healthz answers 503 well within the container healthcheck timeout.
-        "OPTIONS": {"connect_timeout": 5},
-    }
+    databases["default"] = _database.postgres(host)
     return databases
 
 
