@@ -147,7 +147,7 @@ fn assert_bad_descriptions_refused(project: &Project) {
     for (from, to, expected) in cases {
         assert!(good.contains(from), "the description changed: update this test");
         fs::write(&manifest, good.replacen(from, to, 1)).unwrap();
-        for args in [&["prod", "--with-db"][..], &["dev", "--detach"], &["check", "--prod"]] {
+        for args in [&["prod"][..], &["dev", "--detach"], &["check", "--prod"]] {
             let out = project.xtask(args);
             let stderr = text(&out.stderr);
             assert_eq!(out.status.code(), Some(1), "{args:?} with `{to}` was not refused: {stderr}");
@@ -167,7 +167,7 @@ fn assert_bad_descriptions_refused(project: &Project) {
 /// hashed, cached static file on `port`; `migrate --prod` and `check --prod` pass.
 fn assert_prod_serves(project: &Project, port: u16) {
     project.ok(&["check", "--prod"]);
-    project.timed("prod cold start to healthy", &["prod", "--with-db"]);
+    project.timed("prod cold start to healthy", &["prod"]);
     project.ok(&["migrate", "--prod"]);
     assert_eq!(
         table(project, "prod", ".env.prod", "pages_note"),
