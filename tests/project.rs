@@ -94,3 +94,11 @@ fn a_requirements_file_missing_from_the_directory_is_named() {
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("dependencies = \"requirements.txt\": no such file in mysite"), "{}", run.stderr);
 }
+
+#[test]
+fn one_settings_module_serves_both_stacks() {
+    let sandbox = adopted(&GOOD.replace("dev-settings = \"mysite.settings\"\n", ""));
+    let run = sandbox.xtask(&["--dry-run", "dev"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains(" DJANGO_PROJECT_SETTINGS=mysite.settings "), "{}", run.stdout);
+}

@@ -101,7 +101,7 @@ fn follow_the_guide(root: &Path, source: Source) {
     let at = cargo.find("[workspace.metadata.django]").expect("Cargo.toml has the description section");
     let dependencies = if source == Source::UvLock { "dependencies = \"pyproject.toml\"\n" } else { "" };
     let section = format!(
-        "[workspace.metadata.django]\ndir = \"mysite\"\nsettings = \"mysite.settings\"\ndev-settings = \"mysite.settings\"\n\
+        "[workspace.metadata.django]\ndir = \"mysite\"\nsettings = \"mysite.settings\"\n\
          wsgi = \"mysite.wsgi\"\n{dependencies}"
     );
     fs::write(&manifest, format!("{}{section}", &cargo[..at])).unwrap();
@@ -142,7 +142,7 @@ fn assert_bad_descriptions_refused(project: &Project) {
             "settings = \"mysite.production\"\n",
             "settings = \"mysite.production\": neither",
         ),
-        ("dev-settings", "dependencies = \"requirements-prod.txt\"\ndev-settings", "no such file in mysite"),
+        ("wsgi = ", "dependencies = \"requirements-prod.txt\"\nwsgi = ", "no such file in mysite"),
     ];
     for (from, to, expected) in cases {
         assert!(good.contains(from), "the description changed: update this test");

@@ -35,7 +35,6 @@ pub struct Description {
     /// The WSGI application gunicorn serves, `module` or `module:name`.
     pub wsgi: String,
     /// The ASGI application; when set, gunicorn serves it with uvicorn workers instead.
-    #[serde(default)]
     pub asgi: Option<String>,
     /// A requirements file, or `pyproject.toml` with `uv.lock` beside it, in `dir`.
     pub dependencies: String,
@@ -131,12 +130,16 @@ fn read_section(root: &Path) -> Result<Option<serde_json::Value>> {
     Ok(metadata.pointer("/metadata/django").cloned())
 }
 
-/// The section's keys, each named in the error when unknown or of the wrong type.
+/// The section's keys, each named in the error when unknown or of the wrong type. A
+/// project with one settings module names it once: `dev-settings` defaults to `settings`.
 fn parse(value: serde_json::Value) -> Result<Description> {
-    if !value.is_object() {
+    let serde_json::Value::Object(mut keys) = value else {
         bail!("{SECTION} is not a table: write it as `[workspace.metadata.django]` with `key = \"value\"` lines");
+    };
+    if let (Some(settings), false) = (keys.get("settings").cloned(), keys.contains_key("dev-settings")) {
+        keys.insert("dev-settings".into(), settings);
     }
-    serde_json::from_value(value).map_err(|e| anyhow::anyhow!("{SECTION}: {e}"))
+    serde_json::from_value(serde_json::Value::Object(keys)).map_err(|e| anyhow::anyhow!("{SECTION}: {e}"))
 }
 
 fn layer_on() -> bool {
