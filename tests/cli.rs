@@ -20,8 +20,6 @@ HTTPS_PORT=8443
 ";
 
 /// The variables every production compose call gets: the image name and the local certificate.
-const PROD_VARS: &str = "WEB_IMAGE=shop-web TLS_CERT_FILE=ROOT/certs/site.pem TLS_KEY_FILE=ROOT/certs/site-key.pem";
-
 /// A throwaway project root with env files and a bin directory holding the fakes.
 struct Sandbox {
     dir: tempfile::TempDir,
@@ -92,6 +90,12 @@ fn base_v2(stack: &str) -> String {
         other => panic!("no stack {other}"),
     }
 }
+
+/// The variables of a production Compose command: the image name, the project's
+/// description (a root without one runs project-template/), then the certificate's files.
+const PROD_VARS: &str = "WEB_IMAGE=shop-web DJANGO_DIR=project-template DJANGO_DEPENDENCIES=requirements.txt \
+    PYTHON_VERSION=3.12 DJANGO_SETTINGS=config.settings.prod DJANGO_PROJECT_SETTINGS=config.settings.prod \
+    DJANGO_APP=config.wsgi DJANGO_WORKER_CLASS=sync TLS_CERT_FILE=ROOT/certs/site.pem TLS_KEY_FILE=ROOT/certs/site-key.pem";
 
 /// What the fake records for a compose call on `stack` running `rest`.
 fn call(flavour: Installed, stack: &str, rest: &str) -> String {

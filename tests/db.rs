@@ -24,6 +24,11 @@ const PASSWORD: &str = "vN4rT8yU2iO6pA1s";
 const FAKE_DUMP: &str = r"PGDMP\0001\0016\0000\0377rows";
 const DUMP_BYTES: &[u8] = b"PGDMP\x01\x0e\x00\xffrows";
 
+/// The variables of a dev Compose command: the project's description (a root without one
+/// runs project-template/).
+const DEV_VARS: &str = "DJANGO_DIR=project-template DJANGO_DEPENDENCIES=requirements.txt PYTHON_VERSION=3.12 \
+    DJANGO_SETTINGS=config.settings.dev DJANGO_PROJECT_SETTINGS=config.settings.dev DJANGO_APP=config.wsgi \
+    DJANGO_WORKER_CLASS=sync";
 const DEV: &str =
     "docker compose --project-name shop-dev --project-directory ROOT --env-file ROOT/.env -f ROOT/docker/compose.yml";
 const PROD_WITH_DB: &str = "docker compose --project-name shop-prod --project-directory ROOT --env-file ROOT/.env.prod -f ROOT/docker/compose.prod.yml -f ROOT/docker/compose.db.yml";
@@ -197,7 +202,7 @@ fn dry_run_shows_the_redirections_masks_the_password_and_calls_nothing() {
     let output = project.ok(&["--dry-run", "db", "restore", &backup.to_string_lossy()], &[]);
     let stdout = text(&output.stdout).replace(&project.root.to_string_lossy().into_owned(), "ROOT");
     let script = RESTORE_IN_DB.replace("sh -c exec", "sh -c 'exec") + "'";
-    let restore = format!("cd ROOT && {DEV} {script} < ROOT/backups/app-20250131T235959Z.dump");
+    let restore = format!("cd ROOT && {DEV_VARS} {DEV} {script} < ROOT/backups/app-20250131T235959Z.dump");
     assert!(stdout.lines().any(|l| l == restore), "{stdout}");
     assert!(project.calls().is_empty(), "{:#?}", project.calls());
     assert!(!project.backups().join(".partial").exists());

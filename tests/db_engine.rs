@@ -13,6 +13,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use xtask::project::{Description, Flavour};
+
 const PASSWORD: &str = "Engine7TestPassword";
 
 /// A scratch project whose dev stack runs only the `db` service, removed with its
@@ -58,6 +60,9 @@ impl Project {
             .arg("-f")
             .arg(root.join("docker/compose.yml"))
             .args(args);
+        // The variables the xtask sets from the project's description, which the compose
+        // file requires even when only `db` runs.
+        cmd.envs(Description::default().compose_vars(Flavour::Dev));
         cmd
     }
 

@@ -12,6 +12,8 @@
 //! PYTHON_IMAGE, POSTGRES_IMAGE, NGINX_IMAGE, PIP_INDEX_URL and BUILD_NETWORK variables,
 //! so the compose files and the Dockerfile are the ones users run.
 
+#[path = "e2e/adopt.rs"]
+mod adopt;
 #[path = "e2e/browser.rs"]
 mod browser;
 #[path = "e2e/harness.rs"]

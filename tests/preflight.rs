@@ -157,7 +157,9 @@ fn a_good_production_file_passes_and_check_plans_the_deploy_checks() {
     let check = sandbox.xtask(&["--dry-run", "check", "--prod"]);
     let root = sandbox.root().display().to_string();
     let expected = format!(
-        "cd {root} && WEB_IMAGE=site-web TLS_CERT_FILE={root}/certs/site.pem TLS_KEY_FILE={root}/certs/site-key.pem TLS_CERT_SHA256='' docker compose --project-name site-prod --project-directory {root} \
+        "cd {root} && WEB_IMAGE=site-web DJANGO_DIR=project-template DJANGO_DEPENDENCIES=requirements.txt \
+         PYTHON_VERSION=3.12 DJANGO_SETTINGS=config.settings.prod DJANGO_PROJECT_SETTINGS=config.settings.prod \
+         DJANGO_APP=config.wsgi DJANGO_WORKER_CLASS=sync TLS_CERT_FILE={root}/certs/site.pem TLS_KEY_FILE={root}/certs/site-key.pem TLS_CERT_SHA256='' docker compose --project-name site-prod --project-directory {root} \
          --env-file {root}/.env.prod -f {root}/docker/compose.prod.yml -f {root}/docker/compose.db.yml \
          run --rm -T --no-deps web python manage.py check --deploy --fail-level WARNING"
     );

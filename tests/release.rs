@@ -478,7 +478,8 @@ fn without_a_static_dir_the_plan_runs_collectstatic_in_the_production_image() {
     let scratch = repo.root().join("target/release-static-");
     let run = format!("run --rm -T --no-deps --user {} -v {}", id(), scratch.display());
     assert!(lines[1].contains(&run) && lines[1].ends_with("web python manage.py collectstatic --noinput"), "{plan}");
-    assert!(lines[1].contains("WEB_IMAGE=site-web TLS_CERT_FILE="), "{plan}");
+    assert!(lines[1].contains("WEB_IMAGE=site-web DJANGO_DIR=project-template "), "{plan}");
+    assert!(lines[1].contains(" DJANGO_WORKER_CLASS=sync TLS_CERT_FILE="), "{plan}");
     assert!(
         lines[1].contains("/certs/site-key.pem TLS_CERT_SHA256='' docker compose --project-name site-prod"),
         "{plan}"

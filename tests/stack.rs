@@ -12,6 +12,7 @@ mod stack_check {
     use std::sync::Mutex;
 
     use serde_json::Value;
+    use xtask::project::{Description, Flavour};
     use xtask::tools::{self, system};
 
     fn root() -> &'static Path {
@@ -61,6 +62,7 @@ mod stack_check {
         let compose = |args: &[&str]| {
             let mut command = Command::new("docker");
             command.env("DOCKER_CONFIG", &config).envs(XTASK_ENV);
+            command.envs(description_vars(env));
             command.arg("compose").args(global_args(project.path(), env, files)).args(args);
             command
         };
@@ -75,6 +77,12 @@ mod stack_check {
         ("TLS_CERT_FILE", "/srv/tls/fullchain.pem"),
         ("TLS_KEY_FILE", "/srv/tls/privkey.pem"),
     ];
+
+    /// The variables the xtask sets from the project's description (the repository's own).
+    fn description_vars(env: &str) -> Vec<(&'static str, String)> {
+        let flavour = if env == ".env" { Flavour::Dev } else { Flavour::Prod };
+        Description::default().compose_vars(flavour)
+    }
 
     /// The flags the xtask gives every Compose command: project name, directory, env file, files.
     fn global_args(project: &Path, env: &str, files: &[&str]) -> Vec<std::ffi::OsString> {
@@ -113,7 +121,8 @@ mod stack_check {
         for (env, example, files) in STACKS {
             let project = scratch_project(env, example);
             let mut command = Command::new(&v1);
-            command.envs(XTASK_ENV).args(global_args(project.path(), env, files));
+            command.envs(XTASK_ENV).envs(description_vars(env));
+            command.args(global_args(project.path(), env, files));
             assert_clean(command.args(["config", "-q"]));
         }
     }
@@ -140,6 +149,14 @@ mod stack_check {
     fn compose_config_dev() {
         let config = compose_config(".env", ".env.example", &["docker/compose.yml"]);
         assert_eq!(published(&config), ["web"], "in dev only web (runserver) is published");
+        let web = &config["services"]["web"];
+        assert_eq!(web["build"]["args"]["DJANGO_DIR"], "project-template", "{web}");
+        assert_eq!(web["environment"]["DJANGO_SETTINGS_MODULE"], "config.settings.dev", "{web}");
+        let mounts = web["volumes"].as_array().expect("web volumes");
+        assert!(
+            mounts.iter().any(|m| m["source"].as_str().is_some_and(|s| s.ends_with("/project-template"))),
+            "{mounts:?}"
+        );
         let ports = config["services"]["web"]["ports"].as_array().expect("web ports");
         assert!(
             ports.iter().all(|p| p["host_ip"] == "127.0.0.1"),
@@ -221,6 +238,42 @@ mod stack_check {
     #[test]
     fn django_sqlite() {
         django("sqlite", &[&system::PYTHON_VENV]);
+    }
+
+    /// The settings layer over a `startproject` project.
+    #[test]
+    fn django_layer() {
+        django("layer", &[&system::PYTHON_VENV]);
+    }
+
+    /// `cargo xtask new`'s project passes its own Django tests (package renamed), run by its
+    /// own tests/django/run-tests.sh on this repository's virtualenv (same requirements).
+    #[test]
+    fn new_project() {
+        ok(system::require(&[&system::PYTHON_VENV]));
+        let _venv = DJANGO_VENV.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let made = dir.path().join("shop");
+        let mut new = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        new.args(["new", &made.to_string_lossy()]).env_remove("XTASK_ROOT");
+        for (key, value) in [("GIT_AUTHOR_NAME", "new"), ("GIT_COMMITTER_NAME", "new")] {
+            new.env(key, value);
+        }
+        new.env("GIT_AUTHOR_EMAIL", "new@example.invalid").env("GIT_COMMITTER_EMAIL", "new@example.invalid");
+        assert_success(&mut new);
+        let venv = root().join("target/django-venv");
+        fs::create_dir_all(&venv).expect("the virtualenv directory");
+        fs::create_dir_all(made.join("target")).expect("target/ of the new repository");
+        symlink(&venv, made.join("target/django-venv")).expect("a symlink");
+        let out =
+            assert_success(Command::new("bash").arg("tests/django/run-tests.sh").arg("sqlite").current_dir(&made));
+        let said = String::from_utf8_lossy(&out.stdout);
+        let summary = said.lines().find(|l| l.starts_with("django-sqlite: ")).expect("a summary line");
+        assert!(
+            summary.ends_with(" passed, 0 failed, 0 skipped") && !summary.starts_with("django-sqlite: 0 "),
+            "{summary}"
+        );
+        assert!(said.contains("(shop.tests.test_settings."), "the tests did not run from the renamed package:\n{said}");
     }
 
     #[test]

@@ -211,6 +211,8 @@ mod workflow_check {
             ("# nginx -t", stack("stack_check::nginx_conf")),
             ("# nginx smoke", stack("stack_check::nginx_smoke")),
             ("# django sqlite", stack("stack_check::django_sqlite")),
+            ("# django layer", stack("stack_check::django_layer")),
+            ("# new project", stack("stack_check::new_project")),
             ("# django postgres", stack("stack_check::django_postgres")),
             ("# preflight", stack("stack_check::preflight")),
             ("# workflows", "cargo test -p xtask --test workflows -- workflow_check::".to_owned()),

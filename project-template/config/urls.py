@@ -1,4 +1,4 @@
-"""URL routes of the project; /healthz is answered by core.middleware.HealthCheckMiddleware."""
+"""URL routes of the project; /healthz is answered by stack_settings.health.HealthCheckMiddleware."""
 
 from django.conf import settings
 from django.conf.urls.static import static

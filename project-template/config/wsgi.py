@@ -1,4 +1,4 @@
-"""WSGI entry point used by gunicorn (`gunicorn config.wsgi`)."""
+"""WSGI entry point gunicorn serves (`gunicorn config.wsgi`)."""
 
 import os
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the Django project's tests in a virtualenv at target/django-venv.
 #
-# usage: tests/django/run-tests.sh [sqlite|postgres|all]   (default: sqlite)
+# usage: tests/django/run-tests.sh [sqlite|postgres|layer|all]   (default: sqlite)
 #
 # sqlite   POSTGRES_HOST is removed from the environment, so the settings use SQLite.
 # postgres A throwaway PostgreSQL server is started on 127.0.0.1 (random free port,
@@ -10,7 +10,10 @@
 #          binaries (initdb, pg_ctl); as root they are installed with apt-get when
 #          missing, and the server runs as the `postgres` user because initdb refuses root.
 #          PG_BIN overrides where the binaries are looked up.
+# layer    The settings layer (docker/stack_settings) over a project that Django's own
+#          startproject makes in a temporary directory: tests/django/test_layer.py.
 #
+# docker/ is on PYTHONPATH, as /opt/stack is in the image, for the stack_settings package.
 # The venv is reused while project-template/requirements.txt is unchanged. PYTHON picks
 # the interpreter that creates it (default python3). Each run ends with a line
 # "django-<db>: N passed, N failed, N skipped".
@@ -38,13 +41,19 @@ ensure_venv() {
     echo "$want" >"$stamp"
 }
 
-# Runs the suite with the current environment; prints the summary line for label $1.
+# Runs the project's suite with the current environment, or with $2 set the settings
+# layer's; prints the summary line for label $1.
 run_suite() {
     local label=$1 log status ran failures errors skipped
     log=$(mktemp)
     set +e
-    (cd "$project" && DJANGO_SETTINGS_MODULE=config.settings.dev \
-        "$venv/bin/python" manage.py test --noinput -v 2) 2>&1 | tee "$log"
+    if [ "${2:-}" = layer ]; then
+        PYTHONPATH="$root/docker" "$venv/bin/python" -m unittest -v "$root/tests/django/test_layer.py" 2>&1 | tee "$log"
+    else
+        # manage.py picks the development settings of whatever the package is called.
+        (cd "$project" && unset DJANGO_SETTINGS_MODULE && PYTHONPATH="$root/docker" \
+            "$venv/bin/python" manage.py test --noinput -v 2) 2>&1 | tee "$log"
+    fi
     status=${PIPESTATUS[0]}
     set -e
     ran=$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\} in .*/\1/p' "$log" | tail -n1)
@@ -153,11 +162,13 @@ ensure_venv
 case "$mode" in
     sqlite) run_sqlite ;;
     postgres) run_postgres ;;
+    layer) run_suite layer layer ;;
     all)
         status=0
         run_sqlite || status=$?
+        run_suite layer layer || status=$?
         run_postgres || status=$?
         exit "$status"
         ;;
-    *) die "unknown mode '$mode' (expected sqlite, postgres or all)" ;;
+    *) die "unknown mode '$mode' (expected sqlite, postgres, layer or all)" ;;
 esac

@@ -172,14 +172,24 @@ impl Project {
     }
 
     pub fn with_compose(scenario: &str, compose: Option<&str>) -> Project {
+        Project::create(scenario, compose, copy_project)
+    }
+
+    /// A project whose files `fill` writes into the (not yet existing) root, instead of a
+    /// copy of this one's; committed like the copy.
+    pub fn made_by(scenario: &str, fill: impl FnOnce(&Path)) -> Project {
+        Project::create(scenario, None, fill)
+    }
+
+    fn create(scenario: &str, compose: Option<&str>, fill: impl FnOnce(&Path)) -> Project {
         let suite = suite();
         *SUITE_CONFIG.lock().unwrap() = suite.docker_config.clone();
         let dir = tempfile::Builder::new().prefix("xtask-e2e-").tempdir().unwrap();
         let root = dir.path().join("site");
-        copy_project(&root);
+        fill(&root);
         git(&root, &["init", "-q"]);
         git(&root, &["add", "-A"]);
-        git(&root, &["commit", "-q", "-m", "Scratch copy of the project"]);
+        git(&root, &["commit", "-q", "--allow-empty", "-m", "Scratch copy of the project"]);
         let wheelhouse = Wheelhouse::start(suite, dir.path().join("wheelhouse"));
         let name = format!("e2e-{}-{scenario}", std::process::id());
         let images = Mutex::new(Vec::new());
@@ -226,6 +236,11 @@ impl Project {
             command.env("XTASK_COMPOSE", compose);
         }
         command
+    }
+
+    /// The package index serving the cached wheels to this project's builds.
+    pub fn index_url(&self) -> &str {
+        &self.wheelhouse.index_url
     }
 
     /// Runs `cargo xtask ARGS` (the built binary) and returns what it did.
@@ -459,10 +474,16 @@ fn tail(output: &str) -> String {
 
 /// Copies the project's files (those git tracks or would track) into `root`.
 fn copy_project(root: &Path) {
+    copy_paths(PROJECT_PATHS, root);
+}
+
+/// Copies the files under `paths` of this repository (those git tracks or would track)
+/// into `root`.
+pub fn copy_paths(paths: &[&str], root: &Path) {
     let repo = repo();
     let mut ls = Command::new("git");
     ls.current_dir(&repo).args(["ls-files", "-z", "--cached", "--others", "--exclude-standard", "--"]);
-    ls.args(PROJECT_PATHS);
+    ls.args(paths);
     let out = ls.output().expect("git runs");
     assert!(out.status.success(), "git ls-files failed: {}", text(&out.stderr));
     let listing = text(&out.stdout);
@@ -477,10 +498,10 @@ fn copy_project(root: &Path) {
         fs::copy(&from, &to).unwrap();
         copied += 1;
     }
-    assert!(copied > 10, "only {copied} project files found in {}", repo.display());
+    assert!(copied > paths.len(), "only {copied} files of {paths:?} found in {}", repo.display());
 }
 
-fn git(dir: &Path, args: &[&str]) {
+pub fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
         .current_dir(dir)
         .args(["-c", "user.name=e2e", "-c", "user.email=e2e@example.invalid", "-c", "commit.gpgsign=false"])
@@ -488,6 +509,44 @@ fn git(dir: &Path, args: &[&str]) {
         .output()
         .expect("git runs");
     assert!(out.status.success(), "git {} failed: {}", args.join(" "), text(&out.stderr));
+}
+
+/// A virtualenv on the host with Django and uv from the suite's wheel cache (no index):
+/// what a developer has to run `django-admin startproject` and `uv lock`.
+pub fn host_venv() -> &'static Path {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        let suite = suite();
+        let venv = suite
+            .wheel_cache
+            .with_file_name(format!("{}-host-venv", suite.wheel_cache.file_name().unwrap().to_string_lossy()));
+        let pin = |file: &str, prefix: &str| -> String {
+            let text = fs::read_to_string(repo().join(file)).unwrap();
+            let line = text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} in {file}"));
+            line.trim().to_owned()
+        };
+        let django = pin("project-template/requirements.txt", "Django==");
+        let uv = format!("uv=={}", pin("docker/Dockerfile", "ARG UV_VERSION=").trim_start_matches("ARG UV_VERSION="));
+        let python = venv.join("bin/python");
+        let ready = Command::new(&python).args(["-c", "import django, uv"]).output().is_ok_and(|o| o.status.success());
+        if !ready {
+            run_ok(Command::new(std::env::var("PYTHON").unwrap_or("python3".into())).arg("-m").arg("venv").arg(&venv));
+            run_ok(
+                Command::new(&python)
+                    .args(["-m", "pip", "install", "--quiet", "--no-index", "--find-links"])
+                    .arg(suite.wheel_cache.join("files"))
+                    .args([&django, &uv]),
+            );
+        }
+        venv
+    })
+}
+
+/// Runs `command`, which must succeed; returns its stdout.
+pub fn run_ok(command: &mut Command) -> String {
+    let out = command.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    assert!(out.status.success(), "{command:?} failed:\n{}{}", text(&out.stdout), text(&out.stderr));
+    text(&out.stdout)
 }
 
 /// A TCP port nothing listens on at the moment.

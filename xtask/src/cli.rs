@@ -60,6 +60,8 @@ pub enum Command {
     Tls(TlsArgs),
     /// Run every check and test in order, then print a summary table
     Ci(CiArgs),
+    /// Start a new repository with this pipeline and a fresh Django project named NAME
+    New(NewArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -240,4 +242,13 @@ pub struct CiArgs {
     /// Run every step even after a failure, and report all failures together
     #[arg(long)]
     pub keep_going: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NewArgs {
+    /// Where to create the repository: a new or empty directory
+    pub path: PathBuf,
+    /// The Django project's package name, a Python identifier [default: PATH's directory name]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
 }

@@ -1,10 +1,11 @@
 //! The xtask library. A command is parsed ([`cli`]), turned into a [`plan::Plan`] by its
 //! module, and the plan is printed (`--dry-run`) or run by [`plan::runner`].
 //!
-//! The modules follow the pipeline: [`config`] writes and checks the env files, [`stack`]
-//! runs the dev and prod stacks, [`release`] builds and verifies the artifacts, [`db`]
-//! backs up and restores the database, [`tls`] provides the certificates nginx serves, and [`ci`] runs every check with the [`tools`] it
-//! installs.
+//! The modules follow the pipeline: [`project`] describes the Django project, [`config`]
+//! writes and checks the env files, [`tls`] provides the certificates nginx serves,
+//! [`stack`] runs the dev and prod stacks, [`release`] builds and verifies the artifacts,
+//! [`db`] backs up and restores the database, and [`ci`] runs every check with the
+//! [`tools`] it installs; [`new`] starts a repository of its own from this one.
 
 pub mod ci;
 pub mod cli;
@@ -12,7 +13,9 @@ pub mod clock;
 pub mod config;
 pub mod context;
 pub mod db;
+pub mod new;
 pub mod plan;
+pub mod project;
 pub mod release;
 pub mod sha256;
 pub mod stack;

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from stack_settings.database import postgres
+
 from config import env
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -19,7 +21,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so container and proxy probes are answered before host validation and the
     # HTTPS redirect (the probe talks plain HTTP to 127.0.0.1).
-    "core.middleware.HealthCheckMiddleware",
+    "stack_settings.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -53,18 +55,7 @@ def database_from_env():
     host = env.string("POSTGRES_HOST", default=None)
     if host is None:
         return {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
-    return {
-        "ENGINE": "django.db.backends.postgresql",
-        "HOST": host,
-        "PORT": env.integer("POSTGRES_PORT", default=5432, minimum=1, maximum=65535),
-        "USER": env.string("POSTGRES_USER"),
-        "PASSWORD": env.string("POSTGRES_PASSWORD"),
-        "NAME": env.string("POSTGRES_DB"),
-        "CONN_MAX_AGE": 60,
-        "CONN_HEALTH_CHECKS": True,
-        # Bounded so /healthz answers 503 well within the container healthcheck timeout.
-        "OPTIONS": {"connect_timeout": 5},
-    }
+    return postgres(host)
 
 
 DATABASES = {"default": database_from_env()}

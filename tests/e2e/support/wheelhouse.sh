@@ -18,7 +18,7 @@
 #   --out FILE        write the KEY=value lines to FILE instead of stdout
 #
 # Wheels are downloaded on the host with pip (--only-binary=:all: for the target
-# interpreter and platform), together with pip, setuptools and wheel, into
+# interpreter and platform), together with pip, setuptools, wheel and uv, into
 # DIR/files, and a PEP 503 index is written to DIR/simple. "start" serves DIR on
 # 127.0.0.1 on a free port (a server already running for DIR is reused) and
 # prints
@@ -37,7 +37,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
 cache="${E2E_CACHE_DIR:-$repo/target/e2e-cache}"
 PY=${WHEELHOUSE_HOST_PYTHON:-python3}
-EXTRAS=(pip setuptools wheel)
+# uv exports a project's uv.lock in the image build (docker/Dockerfile pins its version).
+uv_version=$(sed -n 's/^ARG UV_VERSION=//p' "$repo/docker/Dockerfile")
+[ -n "$uv_version" ] || { echo "wheelhouse: no ARG UV_VERSION in docker/Dockerfile" >&2; exit 1; }
+EXTRAS=(pip setuptools wheel "uv==$uv_version")
 
 log() { echo "wheelhouse: $*" >&2; }
 die() { log "error: $*"; exit 1; }

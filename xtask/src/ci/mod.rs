@@ -83,6 +83,8 @@ fn plan(cx: &Context) -> Vec<Check> {
         check("nginx -t", stack("stack_check::nginx_conf"), needs(&[&NGINX, &OPENSSL])),
         check("nginx smoke", stack("stack_check::nginx_smoke"), needs(&[&NGINX, &CURL, &OPENSSL])),
         check("django sqlite", stack("stack_check::django_sqlite"), needs(&[&PYTHON_VENV])),
+        check("django layer", stack("stack_check::django_layer"), needs(&[&PYTHON_VENV])),
+        check("new project", stack("stack_check::new_project"), needs(&[&PYTHON_VENV])),
         check("django postgres", stack("stack_check::django_postgres"), needs(&[&PYTHON_VENV, &POSTGRES])),
         check("preflight", stack("stack_check::preflight"), needs(&[])),
         check("workflows", cargo(&["test", "-p", "xtask", "--test", "workflows", "--", "workflow_check::"]), lint),

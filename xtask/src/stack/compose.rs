@@ -7,6 +7,7 @@ use xshell::cmd;
 
 use crate::context::Context;
 use crate::plan::Step;
+use crate::project::{Description, Flavour};
 
 /// Which stack a command talks to. Each has its own Compose project name, so the
 /// two never share containers, networks or volumes.
@@ -93,8 +94,9 @@ impl Compose {
     }
 
     /// The start of every command for `stack`: explicit project name, project directory,
-    /// env file and compose files, so it works the same from any working directory.
-    pub fn step(&self, cx: &Context, stack: Stack) -> Step {
+    /// env file and compose files, so it works the same from any working directory; the
+    /// Django project's description reaches the compose files as variables.
+    pub fn step(&self, cx: &Context, stack: Stack, project: &Description) -> Step {
         let mut step = Step::new(&self.program, &cx.root)
             .args(self.prefix.iter().cloned())
             .arg("--project-name")
@@ -108,6 +110,10 @@ impl Compose {
         }
         if let Stack::Prod { .. } = stack {
             step = step.env("WEB_IMAGE", web_image(cx));
+        }
+        let flavour = if stack == Stack::Dev { Flavour::Dev } else { Flavour::Prod };
+        for (key, value) in project.compose_vars(flavour) {
+            step = step.env(key, value);
         }
         step
     }

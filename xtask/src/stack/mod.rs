@@ -13,6 +13,7 @@ use crate::config::preflight;
 use crate::context::Context;
 use crate::plan::runner;
 use crate::plan::{Plan, Step, Task};
+use crate::project::Description;
 use crate::stack::compose::{Compose, Stack};
 use crate::tls;
 
@@ -113,13 +114,15 @@ pub(crate) fn one_off(base: &Step, deps: OneOff, args: &[&str]) -> Step {
     run.args(["web", "python", "manage.py"]).args(args.iter().copied())
 }
 
-/// Everything a stack command checks before it plans: the env file exists, Compose is
-/// installed and the engine answers. Returns the stack's compose command.
+/// Everything a stack command checks before it plans: the project's description holds,
+/// the env file exists, Compose is installed and the engine answers. Returns the stack's
+/// compose command.
 pub(crate) fn prepare(cx: &Context, stack: Stack) -> Result<Step> {
+    let project = Description::load(cx)?;
     let env = load_env(cx, stack)?;
     let compose = Compose::detect(cx)?;
     compose::require_engine(cx)?;
-    let step = compose.step(cx, stack);
+    let step = compose.step(cx, stack, &project);
     Ok(match stack {
         Stack::Prod { .. } => tls::Files::of(&cx.root, &env).pass_to(step),
         Stack::Dev => step,

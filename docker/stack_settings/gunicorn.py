@@ -1,4 +1,4 @@
-"""Gunicorn settings for the web container (`gunicorn config.wsgi` reads this file from /app).
+"""Gunicorn settings for the web container: `gunicorn --config python:stack_settings.gunicorn APP`.
 
 GUNICORN_WORKERS sets the worker count; unset or empty means 2 * CPUs + 1, capped at
 MAX_DEFAULT_WORKERS so a large host does not open more database connections than a small
