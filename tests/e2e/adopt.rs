@@ -18,7 +18,8 @@ const PIPELINE_PATHS: &[&str] =
     &["Cargo.toml", "Cargo.lock", ".cargo", "xtask", "docker", ".dockerignore", ".env.example", ".env.prod.example"];
 
 /// Step 3 of the guide: what to add to .gitignore.
-const IGNORED: &str = "/target/\n/dist/\n/backups/\n/.env\n/.env.prod\n/.env.bak*\n/.env.prod.bak*\n/.env*.tmp-*\n";
+const IGNORED: &str =
+    "/target/\n/dist/\n/backups/\n/certs/\n/.env\n/.env.prod\n/.env.bak*\n/.env.prod.bak*\n/.env*.tmp-*\n";
 
 /// Where the dependencies come from.
 #[derive(Clone, Copy, PartialEq)]
