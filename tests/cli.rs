@@ -73,12 +73,26 @@ impl Sandbox {
         cmd.output().unwrap()
     }
 
-    /// The recorded calls, with the sandbox path shown as `ROOT`.
+    /// The recorded calls, with the sandbox path shown as `ROOT` and one-off names as `NAME`.
     fn calls(&self) -> Vec<String> {
         let log = fs::read_to_string(self.log()).unwrap_or_default();
         let root = self.root().to_string_lossy().into_owned();
-        log.lines().map(|l| l.replace(&root, "ROOT")).collect()
+        log.lines().map(|l| anonymous(&l.replace(&root, "ROOT"))).collect()
     }
+}
+
+/// `text` with every one-off container name (`<project>-oneoff-<16 hex digits>`) shown as `NAME`.
+fn anonymous(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("-oneoff-") {
+        let start = rest[..at].rfind([' ', '|']).map_or(0, |i| i + 1);
+        let end = (at + 8 + 16).min(rest.len());
+        out.push_str(&rest[..start]);
+        out.push_str("NAME");
+        rest = &rest[end..];
+    }
+    out + rest
 }
 
 fn base_v2(stack: &str) -> String {
@@ -121,6 +135,9 @@ fn assert_calls(flavour: Installed, args: &[&str], stack: &str, expected: &[&str
         want.push(call(flavour, stack, rest));
         if *rest == "ps -q" {
             want.push(INSPECT.to_owned());
+        }
+        if rest.starts_with("run --name NAME") {
+            want.extend(ONE_OFF_READBACK.map(str::to_owned));
         }
     }
     assert_eq!(sandbox.calls(), want, "calls of {args:?}");
@@ -192,12 +209,18 @@ fn prod_builds_checks_starts_and_waits_for_health() {
         "prod",
         &[
             "build",
-            "run --rm -T --no-deps web python manage.py check --deploy --fail-level WARNING",
+            "run --name NAME -T --no-deps web python manage.py check --deploy --fail-level WARNING",
             "up --detach --no-build",
             "ps -q",
         ],
     );
 }
+
+/// What follows every one-off run: its container's state read back, then the container removed.
+const ONE_OFF_READBACK: [&str; 2] = [
+    "ROOT|WEB_IMAGE=|docker inspect --format {{.State.Status}} {{.State.ExitCode}} NAME",
+    "ROOT|WEB_IMAGE=|docker rm --force NAME",
+];
 
 const INSPECT: &str = r#"ROOT|WEB_IMAGE=|docker inspect --format {{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} c1 c2 c3"#;
 
@@ -210,11 +233,15 @@ fn prod_with_the_bundled_database_adds_the_db_overlay() {
     assert!(output.status.success(), "{}", stderr(&output));
     let overlay = format!("{} -f ROOT/docker/compose.db.yml", base_v2("prod"));
     let calls = sandbox.calls();
-    assert_eq!(calls.len(), 2 + 3 + 1, "{calls:#?}");
-    for call in &calls[2..5] {
+    assert_eq!(calls.len(), 2 + 1 + 3 + 2 + 1, "{calls:#?}");
+    assert_eq!(
+        calls[2], "ROOT|WEB_IMAGE=|docker image inspect --format {{.Id}} shop-web",
+        "--no-build confirms the image"
+    );
+    for call in [&calls[3], &calls[6], &calls[7]] {
         assert!(call.contains(&overlay), "{call}");
     }
-    assert!(!calls.iter().any(|c| c.ends_with(" build")), "--no-build still built: {calls:#?}");
+    assert!(!calls.iter().any(|c| c.contains(" build")), "--no-build still built: {calls:#?}");
     // Later prod commands follow the env file, so `down --volumes` also removes the db volume.
     let output = sandbox.xtask(&["down", "--prod", "--volumes"], &[]);
     assert!(output.status.success());
@@ -274,14 +301,37 @@ fn prod_stops_waiting_when_a_container_exits() {
 }
 
 #[test]
-fn one_off_manage_commands_run_in_a_removed_web_container() {
-    each_flavour(&["migrate"], "dev", &["run --rm -T web python manage.py migrate --noinput"]);
-    each_flavour(&["collectstatic", "--prod"], "prod", &["run --rm -T web python manage.py collectstatic --noinput"]);
+fn one_off_manage_commands_build_then_run_in_a_named_web_container_read_back_and_removed() {
+    each_flavour(&["migrate"], "dev", &["build web", "run --name NAME -T web python manage.py migrate --noinput"]);
+    each_flavour(
+        &["collectstatic", "--prod"],
+        "prod",
+        &["build web", "run --name NAME -T web python manage.py collectstatic --noinput"],
+    );
     each_flavour(
         &["manage", "--prod", "--", "createsuperuser", "--username", "admin"],
         "prod",
-        &["run --rm -T web python manage.py createsuperuser --username admin"],
+        &["build web", "run --name NAME -T web python manage.py createsuperuser --username admin"],
     );
+    each_flavour(&["check"], "dev", &["build web", "run --name NAME -T --no-deps web python manage.py check"]);
+}
+
+#[test]
+fn a_one_off_that_compose_reports_as_passed_but_never_ran_fails() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let output = sandbox.xtask(&["migrate"], &[("FAKE_ONEOFF", "")]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: the one-off container shop-dev-oneoff-") && err.contains("never ran"), "{err}");
+    assert_eq!(sandbox.calls().last().unwrap(), ONE_OFF_READBACK[1], "the container was not removed");
+}
+
+#[test]
+fn the_one_off_containers_own_exit_code_wins_over_composes() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let output = sandbox.xtask(&["manage", "--", "shell"], &[("FAKE_ONEOFF", "exited 5")]);
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
 }
 
 #[test]
@@ -310,7 +360,8 @@ fn a_failing_child_passes_its_exit_code_through() {
     assert_eq!(output.status.code(), Some(3));
     let err = stderr(&output);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("error: `cd ") && err.trim_end().ends_with("failed with exit code 3"), "{err}");
+    let build = "error: cannot build the web image: `cd ";
+    assert!(err.starts_with(build) && err.trim_end().ends_with("build web` failed with exit code 3"), "{err}");
 }
 
 #[test]
@@ -320,14 +371,16 @@ fn dry_run_prints_the_plan_and_calls_nothing() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(sandbox.calls().is_empty(), "dry run called docker: {:#?}", sandbox.calls());
     let root = sandbox.root().display().to_string();
-    let stdout = String::from_utf8_lossy(&output.stdout).replace(&root, "ROOT");
+    let stdout = anonymous(&String::from_utf8_lossy(&output.stdout).replace(&root, "ROOT"));
     let lines: Vec<&str> = stdout.lines().collect();
     let line = |rest: &str| format!("cd ROOT && WEB_IMAGE=shop-web {} {rest}", base_v2("prod"));
     assert_eq!(lines[0], line("build"));
-    assert_eq!(lines[1], line("run --rm -T --no-deps web python manage.py check --deploy --fail-level WARNING"));
-    assert_eq!(lines[2], line("up --detach --no-build"));
-    assert!(lines[3].starts_with("# wait up to 120s"), "{}", lines[3]);
-    assert_eq!(lines.len(), 5, "{stdout}");
+    assert_eq!(lines[1], line("run --name NAME -T --no-deps web python manage.py check --deploy --fail-level WARNING"));
+    assert_eq!(lines[2], "cd ROOT && docker inspect --format '{{.State.Status}} {{.State.ExitCode}}' NAME");
+    assert_eq!(lines[3], "cd ROOT && docker rm --force NAME");
+    assert_eq!(lines[4], line("up --detach --no-build"));
+    assert!(lines[5].starts_with("# wait up to 120s"), "{}", lines[5]);
+    assert_eq!(lines.len(), 7, "{stdout}");
 }
 
 #[test]

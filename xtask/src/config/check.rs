@@ -7,7 +7,6 @@ use crate::cli::StackArgs;
 use crate::config::preflight;
 use crate::context::Context;
 use crate::plan::runner;
-use crate::plan::Plan;
 use crate::stack::compose::Stack;
 use crate::stack::{self, OneOff};
 
@@ -20,5 +19,5 @@ pub fn check(cx: &Context, args: StackArgs) -> Result<()> {
     };
     let base = stack::prepare(cx, stack)?;
     // The system checks need no database, so none is started for them.
-    runner::execute(cx, Plan::default().run(stack::one_off(&base, OneOff::NoDeps, django_check)))
+    runner::execute(cx, stack::built_one_off(&base, OneOff::NoDeps, &[], django_check)?)
 }

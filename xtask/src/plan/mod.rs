@@ -2,6 +2,7 @@
 //! so that `--dry-run` prints exactly what a real run executes.
 
 pub mod health;
+pub mod one_off;
 pub mod run_error;
 pub mod runner;
 pub mod sink;
@@ -23,6 +24,9 @@ pub struct Step {
     pub stdin: Option<PathBuf>,
     /// Where the child's standard output goes, instead of the terminal.
     pub stdout: Option<Sink>,
+    /// What failed, said before the command line when the child fails
+    /// (`cannot build the web image`), so the error names the step, not only its argv.
+    pub failure: Option<String>,
 }
 
 /// A file that receives a child's standard output. It appears only once the child has
@@ -44,7 +48,14 @@ impl Step {
             secrets: Vec::new(),
             stdin: None,
             stdout: None,
+            failure: None,
         }
+    }
+
+    /// Names what failed when this child fails.
+    pub fn fails_as(mut self, what: impl Into<String>) -> Step {
+        self.failure = Some(what.into());
+        self
     }
 
     pub fn arg(mut self, arg: impl Into<String>) -> Step {
@@ -122,6 +133,10 @@ pub enum Task {
     /// Poll until every container of the stack that has a healthcheck is healthy;
     /// `compose` is the stack's compose command without a subcommand.
     WaitHealthy { compose: Step, timeout_secs: u64 },
+    /// Run a one-off container named `name` (`compose run --name NAME`, without `--rm`) and
+    /// trust its outcome only once the engine reports that container's own exit code;
+    /// the container is removed afterwards, whatever happened.
+    OneOff { run: Step, name: String },
     /// Tell the user something once the steps before it have succeeded.
     Say(String),
 }
@@ -151,6 +166,7 @@ impl Plan {
                 Task::WaitHealthy { compose, timeout_secs } => {
                     format!("# wait up to {timeout_secs}s until every healthcheck passes, polling: {compose} ps -q")
                 }
+                Task::OneOff { run, name } => one_off::render(run, name),
                 Task::Say(message) => format!("# then: {message}"),
             };
             out.push_str(&line);

@@ -9,10 +9,15 @@ use std::process::ExitCode;
 pub struct ChildFailed {
     pub command: String,
     pub code: u8,
+    /// What the step was for, when it says (`cannot build the web image`).
+    pub what: Option<String>,
 }
 
 impl fmt::Display for ChildFailed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(what) = &self.what {
+            write!(f, "{what}: ")?;
+        }
         write!(f, "`{}` failed with exit code {}", self.command, self.code)
     }
 }

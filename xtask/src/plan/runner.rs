@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 
 use crate::context::Context;
 use crate::plan::run_error::{status_code, ChildFailed};
-use crate::plan::{health, sink};
+use crate::plan::{health, one_off, sink};
 use crate::plan::{Plan, Step, Task};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -35,6 +35,7 @@ pub fn execute(cx: &Context, plan: Plan) -> Result<()> {
         match task {
             Task::Run(step) => run_step(cx, &step)?,
             Task::WaitHealthy { compose, timeout_secs } => health::wait(cx, &compose, timeout_secs)?,
+            Task::OneOff { run, name } => run_one_off(cx, &run, &name)?,
             Task::Say(message) => println!("{message}"),
         }
     }
@@ -45,6 +46,39 @@ pub fn execute(cx: &Context, plan: Plan) -> Result<()> {
 /// terminal's process group; we only note it, so the child can stop its containers
 /// cleanly and we return when it has.
 pub fn run_step(cx: &Context, step: &Step) -> Result<()> {
+    let status = status_of(cx, step)?;
+    if status.success() {
+        return Ok(());
+    }
+    exit_if_interrupted();
+    Err(ChildFailed { command: step.to_string(), code: status_code(status), what: step.failure.clone() }.into())
+}
+
+/// Runs a one-off container, reads back what the engine recorded of it, then removes it;
+/// also after Ctrl-C, which only returns once the container is gone.
+fn run_one_off(cx: &Context, run: &Step, name: &str) -> Result<()> {
+    let status = status_of(cx, run);
+    let recorded = capture(cx, &one_off::inspect(run, name));
+    let remove = one_off::remove(run, name);
+    if capture(cx, &remove).is_none() && recorded.is_some() {
+        eprintln!("warning: could not remove the one-off container {name}: run `{remove}`");
+    }
+    exit_if_interrupted();
+    one_off::judge(run, name, status_code(status?), recorded.as_deref())
+}
+
+/// A short probe's standard output, or None when it fails.
+fn capture(cx: &Context, step: &Step) -> Option<String> {
+    if cx.verbose {
+        eprintln!("+ {step}");
+    }
+    let out =
+        duct::cmd(&step.program, &step.args).dir(&step.dir).stdout_capture().stderr_capture().unchecked().run().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs the child to completion and returns its status, whatever it is.
+fn status_of(cx: &Context, step: &Step) -> Result<std::process::ExitStatus> {
     catch_ctrl_c();
     if cx.verbose {
         eprintln!("+ {step}");
@@ -57,15 +91,10 @@ pub fn run_step(cx: &Context, step: &Step) -> Result<()> {
         expression = expression.stdin_path(path);
     }
     let not_found = || format!("cannot run `{}`: is it installed and on PATH?", step.program);
-    let status = match &step.stdout {
+    Ok(match &step.stdout {
         Some(sink) => sink::run(sink, || expression.reader().with_context(not_found))?,
         None => expression.run().with_context(not_found)?.status,
-    };
-    if status.success() {
-        return Ok(());
-    }
-    exit_if_interrupted();
-    Err(ChildFailed { command: step.to_string(), code: status_code(status) }.into())
+    })
 }
 
 fn catch_ctrl_c() {

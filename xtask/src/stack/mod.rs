@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 use crate::cli::{DevArgs, DownArgs, LogsArgs, ManageArgs, ProdArgs, StackArgs};
 use crate::config::envfile::{self, EnvFile};
 use crate::config::preflight;
-use crate::context::Context;
+use crate::context::{unique_tag, Context};
 use crate::plan::runner;
 use crate::plan::{Plan, Step, Task};
 use crate::stack::compose::{Compose, Stack};
@@ -36,12 +36,14 @@ pub fn dev(cx: &Context, args: DevArgs) -> Result<()> {
 pub fn prod(cx: &Context, args: ProdArgs) -> Result<()> {
     let (stack, env) = safe_prod(cx, args.with_db)?;
     let base = prepare(cx, stack)?;
-    let mut plan = Plan::default();
-    if !args.no_build {
-        plan = plan.run(base.clone().arg("build"));
-    }
-    let plan = plan
-        .run(one_off(&base, OneOff::NoDeps, DEPLOY_CHECK))
+    let built = if args.no_build {
+        confirm_web_image(cx, &base)
+    } else {
+        base.clone().arg("build").fails_as("cannot build the production images")
+    };
+    let plan = Plan::default()
+        .run(built)
+        .then(one_off(&base, OneOff::NoDeps, &[], DEPLOY_CHECK)?)
         .run(base.clone().args(["up", "--detach", "--no-build"]))
         .then(Task::WaitHealthy { compose: base, timeout_secs: args.wait_timeout })
         .then(Task::Say(format!("the production stack is up at {}", prod_url(&env))));
@@ -87,7 +89,7 @@ pub fn ps(cx: &Context, args: StackArgs) -> Result<()> {
 
 fn manage_py(cx: &Context, prod: bool, args: &[&str]) -> Result<()> {
     let base = prepare(cx, stack_for(cx, prod)?)?;
-    runner::execute(cx, Plan::default().run(one_off(&base, OneOff::WithDeps, args)))
+    runner::execute(cx, built_one_off(&base, OneOff::WithDeps, &[], args)?)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -98,17 +100,46 @@ pub(crate) enum OneOff {
     NoDeps,
 }
 
-/// `run --rm web python manage.py ARGS`. Without a terminal on stdin (CI, pipes)
-/// Compose must not try to allocate one, hence `-T`.
-pub(crate) fn one_off(base: &Step, deps: OneOff, args: &[&str]) -> Step {
-    let mut run = base.clone().args(["run", "--rm"]);
+/// Builds the web image in a step of its own, then runs `manage.py ARGS` in it as a one-off:
+/// a failed build is reported as such, never left to `compose run` to trigger.
+pub(crate) fn built_one_off(base: &Step, deps: OneOff, options: &[&str], args: &[&str]) -> Result<Plan> {
+    Ok(Plan::default().run(build_web(base)).then(one_off(base, deps, options, args)?))
+}
+
+/// `build web`, whose failure names itself.
+pub(crate) fn build_web(base: &Step) -> Step {
+    base.clone().args(["build", "web"]).fails_as("cannot build the web image")
+}
+
+/// With `--no-build`, the production web image must already exist: say so before Compose
+/// would try to build it behind our back.
+fn confirm_web_image(cx: &Context, base: &Step) -> Step {
+    let image = compose::web_image(cx);
+    Step::new("docker", &base.dir)
+        .args(["image", "inspect", "--format", "{{.Id}}", &image])
+        .fails_as(format!("the web image {image} is not built: run `cargo xtask prod` without --no-build"))
+}
+
+/// `run --name NAME [OPTIONS] web python manage.py ARGS` in a container whose own exit code
+/// is read back (see [`Task::OneOff`]). Without a terminal on stdin (CI, pipes) Compose
+/// must not try to allocate one, hence `-T`.
+pub(crate) fn one_off(base: &Step, deps: OneOff, options: &[&str], args: &[&str]) -> Result<Task> {
+    let name = format!("{}-oneoff-{}", project_of(base), unique_tag()?);
+    let mut run = base.clone().args(["run", "--name", &name]);
     if !std::io::stdin().is_terminal() {
         run = run.arg("-T");
     }
     if deps == OneOff::NoDeps {
         run = run.arg("--no-deps");
     }
-    run.args(["web", "python", "manage.py"]).args(args.iter().copied())
+    let run = run.args(options.iter().copied()).args(["web", "python", "manage.py"]).args(args.iter().copied());
+    Ok(Task::OneOff { run, name })
+}
+
+/// The `--project-name` of a compose command.
+fn project_of(base: &Step) -> &str {
+    let at = base.args.iter().position(|a| a == "--project-name");
+    at.and_then(|i| base.args.get(i + 1)).map_or("xtask", String::as_str)
 }
 
 /// Everything a stack command checks before it plans: the env file exists, Compose is
