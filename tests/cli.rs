@@ -313,7 +313,26 @@ fn one_off_manage_commands_build_then_run_in_a_named_web_container_read_back_and
         "prod",
         &["build web", "run --name NAME -T web python manage.py createsuperuser --username admin"],
     );
-    each_flavour(&["check"], "dev", &["build web", "run --name NAME -T --no-deps web python manage.py check"]);
+}
+
+#[test]
+fn check_notes_the_projects_objects_before_and_looks_again_after() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let output = sandbox.xtask(&["check"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let label = "--filter label=com.docker.compose.project=shop-dev";
+    let lists = [
+        format!("ROOT|WEB_IMAGE=|docker ps --all --quiet --no-trunc {label}"),
+        format!("ROOT|WEB_IMAGE=|docker network ls --quiet {label}"),
+        format!("ROOT|WEB_IMAGE=|docker volume ls --quiet {label}"),
+    ];
+    let mut want = probes(Installed::V2);
+    want.extend(lists.iter().cloned());
+    want.push(call(Installed::V2, "dev", "build web"));
+    want.push(call(Installed::V2, "dev", "run --name NAME -T --no-deps web python manage.py check"));
+    want.extend(ONE_OFF_READBACK.map(str::to_owned));
+    want.extend(lists.iter().cloned());
+    assert_eq!(sandbox.calls(), want);
 }
 
 #[test]

@@ -11,6 +11,8 @@
 //! PYTHON_IMAGE, POSTGRES_IMAGE, NGINX_IMAGE, PIP_INDEX_URL and BUILD_NETWORK variables,
 //! so the compose files and the Dockerfile are the ones users run.
 
+#[path = "e2e/failures.rs"]
+mod failures;
 #[path = "e2e/harness.rs"]
 mod harness;
 #[path = "e2e/http.rs"]

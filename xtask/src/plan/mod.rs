@@ -2,6 +2,7 @@
 //! so that `--dry-run` prints exactly what a real run executes.
 
 pub mod health;
+pub mod leftovers;
 pub mod one_off;
 pub mod run_error;
 pub mod runner;
@@ -137,6 +138,10 @@ pub enum Task {
     /// trust its outcome only once the engine reports that container's own exit code;
     /// the container is removed afterwards, whatever happened.
     OneOff { run: Step, name: String },
+    /// Run `tasks`, then remove the containers, networks and volumes of Compose project
+    /// `project` that were not there before, whatever happened: a command that must change
+    /// nothing (`check`) leaves nothing behind.
+    Tidy { project: String, dir: PathBuf, tasks: Vec<Task> },
     /// Tell the user something once the steps before it have succeeded.
     Say(String),
 }
@@ -159,20 +164,25 @@ impl Plan {
 
     /// The plan as `--dry-run` prints it: one command a line, other tasks as `#` comments.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        for task in &self.tasks {
-            let line = match task {
-                Task::Run(step) => step.to_string() + &checksum_note(step),
-                Task::WaitHealthy { compose, timeout_secs } => {
-                    format!("# wait up to {timeout_secs}s until every healthcheck passes, polling: {compose} ps -q")
-                }
-                Task::OneOff { run, name } => one_off::render(run, name),
-                Task::Say(message) => format!("# then: {message}"),
-            };
-            out.push_str(&line);
-            out.push('\n');
+        self.tasks.iter().map(|task| render_task(task) + "\n").collect()
+    }
+}
+
+fn render_task(task: &Task) -> String {
+    match task {
+        Task::Run(step) => step.to_string() + &checksum_note(step),
+        Task::WaitHealthy { compose, timeout_secs } => {
+            format!("# wait up to {timeout_secs}s until every healthcheck passes, polling: {compose} ps -q")
         }
-        out
+        Task::OneOff { run, name } => one_off::render(run, name),
+        Task::Tidy { project, tasks, .. } => {
+            let inner: Vec<String> = tasks.iter().map(render_task).collect();
+            format!(
+                "# note the containers, networks and volumes of project {project}\n{}\n# then, whatever happened: remove those of project {project} that were not there before",
+                inner.join("\n")
+            )
+        }
+        Task::Say(message) => format!("# then: {message}"),
     }
 }
 

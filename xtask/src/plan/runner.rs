@@ -1,12 +1,14 @@
 //! Carries out a plan: prints it under `--dry-run`, otherwise runs each task in order
 //! and stops at the first failure.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
 
 use anyhow::{Context as _, Result};
 
 use crate::context::Context;
+use crate::plan::leftovers::{self, Kind, KINDS};
 use crate::plan::run_error::{status_code, ChildFailed};
 use crate::plan::{health, one_off, sink};
 use crate::plan::{Plan, Step, Task};
@@ -31,15 +33,45 @@ pub fn execute(cx: &Context, plan: Plan) -> Result<()> {
         print!("{}", plan.render());
         return Ok(());
     }
-    for task in plan.tasks {
-        match task {
-            Task::Run(step) => run_step(cx, &step)?,
-            Task::WaitHealthy { compose, timeout_secs } => health::wait(cx, &compose, timeout_secs)?,
-            Task::OneOff { run, name } => run_one_off(cx, &run, &name)?,
-            Task::Say(message) => println!("{message}"),
+    plan.tasks.into_iter().try_for_each(|task| run_task(cx, task))
+}
+
+fn run_task(cx: &Context, task: Task) -> Result<()> {
+    match task {
+        Task::Run(step) => run_step(cx, &step),
+        Task::WaitHealthy { compose, timeout_secs } => health::wait(cx, &compose, timeout_secs),
+        Task::OneOff { run, name } => run_one_off(cx, &run, &name),
+        Task::Tidy { project, dir, tasks } => {
+            let before = KINDS.map(|kind| capture(cx, &kind.list(&dir, &project)).unwrap_or_default());
+            let result = tasks.into_iter().try_for_each(|task| run_task(cx, task));
+            for (kind, before) in KINDS.into_iter().zip(before) {
+                remove_created(cx, kind, &dir, &project, &before);
+            }
+            result
+        }
+        Task::Say(message) => {
+            println!("{message}");
+            Ok(())
         }
     }
-    Ok(())
+}
+
+/// Removes the objects of `kind` that `project` has now and did not have `before`; says
+/// so when one cannot be removed (in use by a container someone else started meanwhile).
+fn remove_created(cx: &Context, kind: Kind, dir: &Path, project: &str, before: &str) {
+    let Some(after) = capture(cx, &kind.list(dir, project)) else { return };
+    let created = leftovers::created(before, &after);
+    if created.is_empty() {
+        return;
+    }
+    let remove = kind.remove(dir, &created);
+    if capture(cx, &remove).is_none() {
+        eprintln!(
+            "warning: could not remove the {} {} this command created: run `{remove}`",
+            kind.noun(),
+            created.join(" ")
+        );
+    }
 }
 
 /// Runs a child with the terminal passed through. Ctrl-C reaches the child through the
