@@ -483,3 +483,60 @@ fn help_lists_every_command() {
         assert!(help.lines().any(|l| l.trim_start().starts_with(command)), "{command} missing from:\n{help}");
     }
 }
+
+/// A listener on `host` holding a port the OS picked, and that port.
+fn hold_port(host: &str) -> (std::net::TcpListener, u16) {
+    let listener = std::net::TcpListener::bind((host, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}
+
+#[test]
+fn prod_and_dev_refuse_a_port_already_bound_on_the_host_before_building() {
+    let cases = [
+        ("prod", ".env.prod", "HTTP_PORT", "0.0.0.0", "shop-prod"),
+        ("dev", ".env", "DEV_PORT", "127.0.0.1", "shop-dev"),
+    ];
+    for (command, file, variable, host, project) in cases {
+        let sandbox = Sandbox::new(Installed::V2);
+        let (_held, port) = hold_port(host);
+        let env = fs::read_to_string(sandbox.root().join(file)).unwrap();
+        fs::write(sandbox.root().join(file), format!("{env}{variable}={port}\n").replace("HTTP_PORT=8080\n", ""))
+            .unwrap();
+        let output = sandbox.xtask(&[command], &[]);
+        assert_eq!(output.status.code(), Some(1), "{command}: {}", stderr(&output));
+        let line = format!("error: {variable}={port} is already in use on this host: stop what listens on port {port}, or set {variable} to a free port in {file}\n");
+        assert_eq!(stderr(&output), line);
+        let mut want = probes(Installed::V2);
+        let held = format!("label=com.docker.compose.project={project} --filter publish={port}");
+        want.push(format!("ROOT|WEB_IMAGE=|docker ps --quiet --filter {held}"));
+        assert_eq!(sandbox.calls(), want, "{command} went on past the port check");
+    }
+}
+
+#[test]
+fn a_port_held_by_the_stacks_own_container_is_no_reason_to_refuse() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let (_held, port) = hold_port("0.0.0.0");
+    let env = PROD_ENV.replace("HTTP_PORT=8080", &format!("HTTP_PORT={port}"));
+    fs::write(sandbox.root().join(".env.prod"), env).unwrap();
+    let output = sandbox.xtask(&["prod"], &[("FAKE_PS", "c0ffee\\n")]);
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
+fn a_start_that_fails_half_way_names_the_containers_left_and_how_to_remove_them() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let left = [("FAKE_FAIL_ON", "up"), ("FAKE_PS", "shop-prod-web-1\\nshop-prod-db-1\\n")];
+    let output = sandbox.xtask(&["prod"], &left);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    let said = "error: the prod stack did not start and left container(s) shop-prod-db-1, shop-prod-web-1: remove them with `cargo xtask down --prod`: `cd ";
+    assert!(errors.len() == 1 && errors[0].starts_with(said), "{err}");
+    assert!(errors[0].ends_with(" up --detach --no-build` failed with exit code 1"), "{err}");
+
+    let output = sandbox.xtask(&["prod"], &[("FAKE_FAIL_ON", "up")]);
+    let err = stderr(&output);
+    assert!(err.contains("error: `cd ") && !err.contains("left container"), "nothing left, nothing said: {err}");
+}

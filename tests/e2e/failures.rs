@@ -1,12 +1,14 @@
 //! Failures are reported, not hidden: every command that runs a one-off container fails
 //! with one line naming the image build when the build fails (an unreachable base image, a
-//! requirement that cannot be installed), and `check` leaves no container, network or
-//! volume behind when it passes.
+//! requirement that cannot be installed), `check` leaves no container, network or volume
+//! behind when it passes, a busy port is refused before anything is built, and a start that
+//! fails half-way names the containers it left.
 
 use std::fs;
+use std::net::TcpListener;
 use std::time::Instant;
 
-use crate::harness::{docker_ok, text, timing, Project};
+use crate::harness::{docker, docker_ok, text, timing, Project};
 
 /// The commands that run a one-off web container.
 const ONE_OFFS: &[&[&str]] = &[
@@ -85,4 +87,40 @@ fn one_off_commands_fail_at_a_failed_build_and_check_leaves_nothing_behind() {
     project.ok(&["check"]);
     timing("failures: check, dev image built", started.elapsed());
     assert_eq!(engine_objects(&project), before, "check left a container, network or volume");
+}
+
+#[test]
+#[ignore = "needs a Docker engine; run with --ignored"]
+fn a_busy_port_is_refused_up_front_and_a_half_way_start_names_what_it_left() {
+    let project = Project::new("ports");
+    let port = project.init_prod();
+    let before = engine_objects(&project);
+    let held = TcpListener::bind(("0.0.0.0", port)).unwrap();
+    let out = project.xtask(&["prod", "--with-db"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let line = format!("error: HTTP_PORT={port} is already in use on this host: stop what listens on port {port}, or set HTTP_PORT to a free port in .env.prod\n");
+    assert_eq!(stderr, line);
+    assert_eq!(engine_objects(&project), before, "a refused start created something");
+    assert!(!docker(&["image", "inspect", &project.web_image()]).status.success(), "the web image was built");
+    drop(held);
+
+    // The health wait gives up at once: the stack is left half-started, and says so.
+    let started = Instant::now();
+    let out = project.xtask(&["prod", "--with-db", "--wait-timeout", "0"]);
+    timing("ports: prod until the health wait gives up", started.elapsed());
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let error = stderr.lines().find(|l| l.starts_with("error:")).unwrap_or_default();
+    let mut names: Vec<String> =
+        engine_objects(&project).iter().filter_map(|l| l.strip_prefix("ps ")).map(str::to_owned).collect();
+    names.sort();
+    assert_eq!(names.len(), 3, "db, web and nginx expected: {names:?}");
+    let said = format!(
+        "error: the prod stack did not start and left container(s) {}: remove them with `cargo xtask down --prod`: ",
+        names.join(", ")
+    );
+    assert!(error.starts_with(&said), "{error}");
+    project.ok(&["down", "--prod", "--volumes"]);
+    assert_eq!(engine_objects(&project), before, "the named command did not remove what was left");
 }

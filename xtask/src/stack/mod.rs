@@ -2,10 +2,12 @@
 //! Each builds a plan of Compose invocations and hands it to the runner.
 
 pub mod compose;
+pub mod ports;
 
 use std::io::IsTerminal;
 
 use anyhow::{bail, Result};
+use xshell::cmd;
 
 use crate::cli::{DevArgs, DownArgs, LogsArgs, ManageArgs, ProdArgs, StackArgs};
 use crate::config::envfile::{self, EnvFile};
@@ -22,7 +24,9 @@ const BUNDLED_DB_HOST: &str = "db";
 pub(crate) const DEPLOY_CHECK: &[&str] = &["check", "--deploy", "--fail-level", "WARNING"];
 
 pub fn dev(cx: &Context, args: DevArgs) -> Result<()> {
+    let env = load_env(cx, Stack::Dev)?;
     let base = prepare(cx, Stack::Dev)?;
+    ports::require_free(cx, Stack::Dev, &env)?;
     let mut up = base.arg("up");
     if args.build {
         up = up.arg("--build");
@@ -30,12 +34,13 @@ pub fn dev(cx: &Context, args: DevArgs) -> Result<()> {
     if args.detach {
         up = up.arg("--detach");
     }
-    runner::execute(cx, Plan::default().run(up))
+    start(cx, Stack::Dev, Plan::default().run(up))
 }
 
 pub fn prod(cx: &Context, args: ProdArgs) -> Result<()> {
     let (stack, env) = safe_prod(cx, args.with_db)?;
     let base = prepare(cx, stack)?;
+    ports::require_free(cx, stack, &env)?;
     let built = if args.no_build {
         confirm_web_image(cx, &base)
     } else {
@@ -47,7 +52,38 @@ pub fn prod(cx: &Context, args: ProdArgs) -> Result<()> {
         .run(base.clone().args(["up", "--detach", "--no-build"]))
         .then(Task::WaitHealthy { compose: base, timeout_secs: args.wait_timeout })
         .then(Task::Say(format!("the production stack is up at {}", prod_url(&env))));
-    runner::execute(cx, plan)
+    start(cx, stack, plan)
+}
+
+/// Runs a plan that starts `stack`. When it fails with containers of the stack in place
+/// (an engine error half-way, a service that never became healthy), the error names them
+/// and the command that removes them.
+fn start(cx: &Context, stack: Stack, plan: Plan) -> Result<()> {
+    let Err(error) = runner::execute(cx, plan) else { return Ok(()) };
+    let left = containers_of(cx, stack);
+    if left.is_empty() {
+        return Err(error);
+    }
+    let down = match stack {
+        Stack::Dev => "cargo xtask down",
+        Stack::Prod { .. } => "cargo xtask down --prod",
+    };
+    Err(error.context(format!(
+        "the {} stack did not start and left container(s) {}: remove them with `{down}`",
+        stack.suffix(),
+        left.join(", ")
+    )))
+}
+
+/// Names of the stack's containers, running or not; none when Docker cannot say.
+fn containers_of(cx: &Context, stack: Stack) -> Vec<String> {
+    let Ok(sh) = cx.shell() else { return Vec::new() };
+    let project = format!("label=com.docker.compose.project={}", stack.project(cx));
+    let format = "{{.Names}}";
+    let names = cmd!(sh, "docker ps --all --filter {project} --format {format}").quiet().ignore_stderr().read();
+    let mut names: Vec<String> = names.unwrap_or_default().split_whitespace().map(str::to_owned).collect();
+    names.sort();
+    names
 }
 
 pub fn migrate(cx: &Context, args: StackArgs) -> Result<()> {
