@@ -593,3 +593,83 @@ fn a_killed_release_leaves_nothing_behind() {
     child.wait().unwrap();
     assert!(snapshot(&out) == before, "a killed release left files in {}", out.display());
 }
+
+#[test]
+fn releases_into_one_output_wait_for_each_other_and_no_wait_fails_at_once() {
+    let (repo, tree, out) = released("1.0.0");
+    let held = File::open(&out).unwrap();
+    held.lock().unwrap();
+    let output = repo.release(&tree, &out, "2.0.0", &["--no-wait"]);
+    assert_eq!(output.status.code(), Some(1));
+    let line = format!(
+        "error: another release is writing into {}: wait until it is done, or run again without --no-wait to wait for it\n",
+        out.display()
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stderr), line);
+
+    let args = ["release", "--static-dir", "tree", "--out", "dist", "--version", "2.0.0"];
+    let waiting = repo.xtask(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!out.join("site-2.0.0-static.tar.gz").exists(), "the second release did not wait for the lock");
+    drop(held);
+    let done = waiting.wait_with_output().unwrap();
+    ok(&done);
+    assert!(String::from_utf8_lossy(&done.stderr).contains("waiting for another release into "));
+
+    // Started together, each release reads SHA256SUMS only once the other has written it.
+    let start = |version: &str| {
+        let args = ["release", "--static-dir", "tree", "--out", "dist", "--version", version];
+        repo.xtask(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    };
+    let racing = [start("3.0.0"), start("4.0.0"), start("5.0.0")];
+    for child in racing {
+        ok(&child.wait_with_output().unwrap());
+    }
+    let sums = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    for version in ["1.0.0", "2.0.0", "3.0.0", "4.0.0", "5.0.0"] {
+        assert!(sums.contains(&format!("  site-{version}-static.tar.gz\n")), "{version} lost from SHA256SUMS:\n{sums}");
+    }
+    ok(&tool("sha256sum", &["-c", "SHA256SUMS"], &out));
+}
+
+#[test]
+fn ctrl_c_during_collectstatic_removes_its_scratch_directory() {
+    use std::os::unix::process::CommandExt;
+    let repo = Repo::new();
+    fs::write(repo.root().join(".env.prod"), "DEBUG=0\n").unwrap();
+    let log = repo.path("scratch.log");
+    // collectstatic writes a file, then runs until the terminal's Ctrl-C reaches it.
+    let path = fake_docker(
+        &repo,
+        &format!(
+            r#"case "$*" in
+  info*|"compose version"|"rm --force "*) exit 0 ;;
+  *" build web") exit 0 ;;
+  inspect*) echo "exited 130"; exit 0 ;;
+  *collectstatic*)
+    while [ $# -gt 0 ]; do [ "$1" = -v ] && dir=${{2%%:*}}; shift; done
+    mkdir -p "$dir/admin" && echo 'body {{}}' >"$dir/admin/base.css" && echo "$dir" >{log}
+    exec sleep 30 ;;
+esac
+exit 9"#,
+            log = log.display()
+        ),
+    );
+    let args = ["release", "--version", "1.0.0", "--out", "dist"];
+    let mut command = repo.xtask(&args);
+    command.env("PATH", &path).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    let child = command.spawn().unwrap();
+    let started = std::time::Instant::now();
+    while !log.exists() {
+        assert!(started.elapsed() < Duration::from_secs(20), "collectstatic never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let scratch = PathBuf::from(fs::read_to_string(&log).unwrap().trim());
+    assert!(scratch.join("admin/base.css").is_file());
+    let group = format!("-{}", child.id());
+    assert!(Command::new("kill").args(["-INT", "--", &group]).status().unwrap().success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(!scratch.exists(), "Ctrl-C left the scratch directory {}", scratch.display());
+    assert!(!repo.path("dist").exists(), "Ctrl-C left the output directory it created");
+}

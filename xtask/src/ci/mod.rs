@@ -127,6 +127,8 @@ fn run(cx: &Context, checks: &[Check], keep_going: bool) -> Result<Vec<Outcome>>
             Some(outcome) => outcome,
             None => run_check(cx, check, &env, index + 1, checks.len()),
         };
+        // Ctrl-C stops the whole run, not only the step it reached.
+        runner::stop_if_interrupted()?;
         if let Outcome::Failed(why, _) | Outcome::Skipped(why) = &outcome {
             eprintln!("ci: {}: {why}", check.name);
         }

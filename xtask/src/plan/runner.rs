@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result};
 
 use crate::context::Context;
 use crate::plan::leftovers::{self, Kind, KINDS};
-use crate::plan::run_error::{status_code, ChildFailed};
+use crate::plan::run_error::{status_code, ChildFailed, Interrupted};
 use crate::plan::{health, one_off, sink};
 use crate::plan::{Plan, Step, Task};
 
@@ -20,12 +20,13 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
-/// Exits with 130, as a shell reports Ctrl-C, once the user has pressed it: what stopped
-/// then is no failure to report.
-pub fn exit_if_interrupted() {
+/// Fails with [`Interrupted`] once the user has pressed Ctrl-C, so the command unwinds
+/// (its guards clean up) and exits with 130.
+pub fn stop_if_interrupted() -> Result<()> {
     if interrupted() {
-        std::process::exit(130);
+        return Err(Interrupted.into());
     }
+    Ok(())
 }
 
 pub fn execute(cx: &Context, plan: Plan) -> Result<()> {
@@ -82,7 +83,7 @@ pub fn run_step(cx: &Context, step: &Step) -> Result<()> {
     if status.success() {
         return Ok(());
     }
-    exit_if_interrupted();
+    stop_if_interrupted()?;
     Err(ChildFailed { command: step.to_string(), code: status_code(status), what: step.failure.clone() }.into())
 }
 
@@ -95,7 +96,7 @@ fn run_one_off(cx: &Context, run: &Step, name: &str) -> Result<()> {
     if capture(cx, &remove).is_none() && recorded.is_some() {
         eprintln!("warning: could not remove the one-off container {name}: run `{remove}`");
     }
-    exit_if_interrupted();
+    stop_if_interrupted()?;
     one_off::judge(run, name, status_code(status?), recorded.as_deref())
 }
 

@@ -13,6 +13,7 @@ use crate::cli::{DevArgs, DownArgs, LogsArgs, ManageArgs, ProdArgs, StackArgs};
 use crate::config::envfile::{self, EnvFile};
 use crate::config::preflight;
 use crate::context::{unique_tag, Context};
+use crate::plan::run_error::Interrupted;
 use crate::plan::runner;
 use crate::plan::{Plan, Step, Task};
 use crate::stack::compose::{Compose, Stack};
@@ -60,6 +61,10 @@ pub fn prod(cx: &Context, args: ProdArgs) -> Result<()> {
 /// and the command that removes them.
 fn start(cx: &Context, stack: Stack, plan: Plan) -> Result<()> {
     let Err(error) = runner::execute(cx, plan) else { return Ok(()) };
+    // Ctrl-C is the user stopping the stack on purpose, not a failed start.
+    if error.downcast_ref::<Interrupted>().is_some() {
+        return Err(error);
+    }
     let left = containers_of(cx, stack);
     if left.is_empty() {
         return Err(error);
