@@ -7,8 +7,13 @@
 //! lines. `dotenvy` reads the same files differently (it rejects `KEY=two words`, has no
 //! `${VAR:-default}` and reports no line numbers), so checking with it would check another file.
 //!
-//! One deliberate difference: a line holding a bare name (`DEBUG`), which Compose fills from the
-//! shell it runs in, is malformed here, so that a file means the same on every machine.
+//! `tests/envfile_fuzz.rs` compares this reader with the real Compose v2 on generated files.
+//! The differences it allows are deliberate: each is a file refused here that Compose reads.
+//! - A line holding a bare name (`DEBUG`), which Compose fills from the shell it runs in, so
+//!   that a file means the same on every machine.
+//! - A name with a blank inside: Compose refuses a space but keeps a tab, CR, U+0085 or U+00A0
+//!   in a name (`K\tZ=1`), which no program can then read as one.
+//! - An empty name (`=value`), which Compose accepts and Docker cannot pass to a container.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -124,9 +129,11 @@ impl<'a> Parser<'a> {
         Ok(Entry { key, value, first_line, last_line: self.line_at(self.pos) })
     }
 
+    /// `export` counts only before an ASCII blank (not a vertical tab, not U+0085 or U+00A0,
+    /// which Compose keeps as part of the name); the blanks after it are any of Compose's.
     fn skip_export(&mut self) {
         if let Some(after) = self.rest().strip_prefix("export") {
-            if after.starts_with(is_space) {
+            if after.starts_with([' ', '\t', '\r', '\u{c}']) {
                 self.pos += "export".len();
                 self.skip_spaces();
             }
@@ -233,12 +240,21 @@ impl<'a> Parser<'a> {
         let (kind, text) = (chars.next(), chars.as_str());
         match (kind, set) {
             (None, _) if !colon => Ok(value.unwrap_or_default()),
-            (Some('-'), true) | (Some('?'), true) => Ok(value.unwrap_or_default()),
+            (Some('-'), true) | (Some('?'), true) => self.check_syntax(text).map(|()| value.unwrap_or_default()),
             (Some('-'), false) | (Some('+'), true) => self.interpolate(text),
-            (Some('+'), false) => Ok(String::new()),
+            (Some('+'), false) => self.check_syntax(text).map(|()| String::new()),
             (Some('?'), false) if text.is_empty() => Err(format!("required variable {name} is not set: set {name}")),
             (Some('?'), false) => Err(format!("required variable {name} is not set ({text}): set {name}")),
             _ => Err(invalid_reference()),
+        }
+    }
+
+    /// Refuses an invalid reference in text that is not used (the default of a set
+    /// variable): Compose parses the whole value before it substitutes anything.
+    fn check_syntax(&self, text: &str) -> Result<(), String> {
+        match self.interpolate(text) {
+            Err(why) if why == invalid_reference() => Err(why),
+            _ => Ok(()),
         }
     }
 
@@ -293,7 +309,9 @@ fn unescape(body: &str) -> String {
     out
 }
 
-/// Where the `}` closing an opened `${` is, counting nested braces.
+/// Where the `}` closing an opened `${` is, as Compose finds it: the one that balances
+/// every `{` and `}` after it (`${A:-{x}}` has the default `{x}`), else the last `}` of the
+/// text (`${A:-de{fault}` has the default `de{fault`).
 fn closing_brace(body: &str) -> Option<usize> {
     let mut depth = 1;
     for (i, c) in body.char_indices() {
@@ -306,7 +324,7 @@ fn closing_brace(body: &str) -> Option<usize> {
             return Some(i);
         }
     }
-    None
+    body.rfind('}')
 }
 
 /// The length of the variable name `text` starts with: `[A-Za-z_][A-Za-z0-9_]*`.
@@ -380,6 +398,15 @@ mod tests {
     }
 
     #[test]
+    fn export_counts_only_before_an_ascii_blank() {
+        let keys: Vec<String> =
+            vars("export\tA=1\nexport\u{c}B=2\nexport \u{85}C=3\n").into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["A", "B", "C"]);
+        // Compose reads the name `export\u{a0}D`; a blank inside a name is refused here.
+        assert_eq!(malformed("export\u{a0}D=4").len(), 1);
+    }
+
+    #[test]
     fn export_yaml_style_and_spaced_keys() {
         let expected = [("A", "1"), ("B", "2"), ("exportC", "3"), ("D", "4"), ("E", "yaml"), ("A.b-c[0]", "5")];
         let expected: Vec<_> = expected.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -414,6 +441,9 @@ mod tests {
         );
         let values: Vec<&str> = file.iter().skip(2).map(|(_, v)| v.as_str()).collect();
         assert_eq!(values, ["d", "d", "", "r", "r", "", "deepx", "{x}", "ab}"]);
+        let unbalanced = vars("A=${Q:-de fau{lt}a\nB=${Q:-x{}\nC=${Q:-$#{R:-n}}\n");
+        let values: Vec<&str> = unbalanced.iter().map(|(_, v)| v.as_str()).collect();
+        assert_eq!(values, ["de fau{lta", "x{", "$#{R:-n}"]);
     }
 
     #[test]
