@@ -445,6 +445,16 @@ fn a_missing_env_file_names_the_init_command() {
 }
 
 #[test]
+fn a_bad_project_name_is_one_line_naming_it() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let output = sandbox.xtask(&["ps"], &[("XTASK_PROJECT_NAME", "My Site")]);
+    assert_eq!(output.status.code(), Some(1));
+    let line = "error: XTASK_PROJECT_NAME=\"My Site\" is not a valid project name: use lower-case letters, digits, `-` and `_`, starting with a letter or digit\n";
+    assert_eq!(stderr(&output), line);
+    assert!(sandbox.calls().is_empty());
+}
+
+#[test]
 fn a_bad_project_root_is_one_line_naming_it() {
     let sandbox = Sandbox::new(Installed::V2);
     let missing = sandbox.dir.path().join("nowhere");

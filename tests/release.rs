@@ -673,3 +673,18 @@ exit 9"#,
     assert!(!scratch.exists(), "Ctrl-C left the scratch directory {}", scratch.display());
     assert!(!repo.path("dist").exists(), "Ctrl-C left the output directory it created");
 }
+
+#[test]
+fn bad_release_flags_are_refused_in_one_line_before_anything_is_written() {
+    let (repo, tree, out) = released("0.9.0");
+    let before = snapshot(&out);
+    let cases: [(&[&str], &str, &str); 4] = [
+        (&["--level", "0"], "1.0.0", "--level 0: use 1 (fastest) to 9 (smallest)"),
+        (&["--jobs", "0"], "1.0.0", "--jobs 0: use at least 1 thread"),
+        (&[], "../1.0", "version \"../1.0\" cannot name a file: use letters, digits, `.`, `_`, `+` and `-`"),
+        (&[], ".hidden", "version \".hidden\" cannot name a file"),
+    ];
+    for (flags, version, expected) in cases {
+        assert_refused(&repo, repo.release(&tree, &out, version, flags), expected, &out, &before);
+    }
+}
