@@ -21,7 +21,7 @@ pub fn check(cx: &Context, args: StackArgs) -> Result<()> {
     let base = stack::prepare(cx, stack)?;
     // The system checks need no database, so none is started for them; the network and
     // volumes Compose creates for the one-off are removed again, so a check changes nothing.
-    let checks = stack::built_one_off(&base, OneOff::NoDeps, &[], django_check)?;
+    let checks = stack::built_one_off(&base, &stack.project(cx), OneOff::NoDeps, &[], django_check)?;
     let tidy = Task::Tidy { project: stack.project(cx), dir: cx.root.clone(), tasks: checks.tasks };
     runner::execute(cx, Plan::default().then(tidy))
 }

@@ -30,7 +30,8 @@ pub fn plan(cx: &Context, dir: &Path) -> Result<Plan> {
     let base = stack::prepare(cx, stack)?;
     let user = format!("{}:{}", rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw());
     let mount = format!("{}:{STATIC_ROOT}", dir.display());
-    stack::built_one_off(&base, OneOff::NoDeps, &["--user", &user, "-v", &mount], &["collectstatic", "--noinput"])
+    let options = ["--user", user.as_str(), "-v", mount.as_str()];
+    stack::built_one_off(&base, &stack.project(cx), OneOff::NoDeps, &options, &["collectstatic", "--noinput"])
 }
 
 /// A directory removed with everything in it when dropped, on success or failure alike.

@@ -49,7 +49,7 @@ pub fn prod(cx: &Context, args: ProdArgs) -> Result<()> {
     };
     let plan = Plan::default()
         .run(built)
-        .then(one_off(&base, OneOff::NoDeps, &[], DEPLOY_CHECK)?)
+        .then(one_off(&base, &stack.project(cx), OneOff::NoDeps, &[], DEPLOY_CHECK)?)
         .run(base.clone().args(["up", "--detach", "--no-build"]))
         .then(Task::WaitHealthy { compose: base, timeout_secs: args.wait_timeout })
         .then(Task::Say(format!("the production stack is up at {}", prod_url(&env))));
@@ -129,8 +129,9 @@ pub fn ps(cx: &Context, args: StackArgs) -> Result<()> {
 }
 
 fn manage_py(cx: &Context, prod: bool, args: &[&str]) -> Result<()> {
-    let base = prepare(cx, stack_for(cx, prod)?)?;
-    runner::execute(cx, built_one_off(&base, OneOff::WithDeps, &[], args)?)
+    let stack = stack_for(cx, prod)?;
+    let base = prepare(cx, stack)?;
+    runner::execute(cx, built_one_off(&base, &stack.project(cx), OneOff::WithDeps, &[], args)?)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -143,8 +144,8 @@ pub(crate) enum OneOff {
 
 /// Builds the web image in a step of its own, then runs `manage.py ARGS` in it as a one-off:
 /// a failed build is reported as such, never left to `compose run` to trigger.
-pub(crate) fn built_one_off(base: &Step, deps: OneOff, options: &[&str], args: &[&str]) -> Result<Plan> {
-    Ok(Plan::default().run(build_web(base)).then(one_off(base, deps, options, args)?))
+pub(crate) fn built_one_off(base: &Step, project: &str, deps: OneOff, options: &[&str], args: &[&str]) -> Result<Plan> {
+    Ok(Plan::default().run(build_web(base)).then(one_off(base, project, deps, options, args)?))
 }
 
 /// `build web`, whose failure names itself.
@@ -161,11 +162,11 @@ fn confirm_web_image(cx: &Context, base: &Step) -> Step {
         .fails_as(format!("the web image {image} is not built: run `cargo xtask prod` without --no-build"))
 }
 
-/// `run --name NAME [OPTIONS] web python manage.py ARGS` in a container whose own exit code
-/// is read back (see [`Task::OneOff`]). Without a terminal on stdin (CI, pipes) Compose
-/// must not try to allocate one, hence `-T`.
-pub(crate) fn one_off(base: &Step, deps: OneOff, options: &[&str], args: &[&str]) -> Result<Task> {
-    let name = format!("{}-oneoff-{}", project_of(base), unique_tag()?);
+/// `run --name NAME [OPTIONS] web python manage.py ARGS` in a container named after the
+/// stack's Compose `project`, whose own exit code is read back (see [`Task::OneOff`]).
+/// Without a terminal on stdin (CI, pipes) Compose must not try to allocate one, hence `-T`.
+pub(crate) fn one_off(base: &Step, project: &str, deps: OneOff, options: &[&str], args: &[&str]) -> Result<Task> {
+    let name = format!("{project}-oneoff-{}", unique_tag()?);
     let mut run = base.clone().args(["run", "--name", &name]);
     if !std::io::stdin().is_terminal() {
         run = run.arg("-T");
@@ -175,12 +176,6 @@ pub(crate) fn one_off(base: &Step, deps: OneOff, options: &[&str], args: &[&str]
     }
     let run = run.args(options.iter().copied()).args(["web", "python", "manage.py"]).args(args.iter().copied());
     Ok(Task::OneOff { run, name })
-}
-
-/// The `--project-name` of a compose command.
-fn project_of(base: &Step) -> &str {
-    let at = base.args.iter().position(|a| a == "--project-name");
-    at.and_then(|i| base.args.get(i + 1)).map_or("xtask", String::as_str)
 }
 
 /// Everything a stack command checks before it plans: the env file exists, Compose is
