@@ -490,23 +490,7 @@ fn without_a_static_dir_what_collectstatic_writes_is_released_and_the_scratch_di
     let repo = Repo::new();
     fs::write(repo.root().join(".env.prod"), "DEBUG=0\n").unwrap();
     let log = repo.path("scratch.log");
-    // Compose as far as the xtask sees it: collectstatic fills the directory mounted on STATIC_ROOT.
-    let path = fake_docker(
-        &repo,
-        &format!(
-            r#"case "$*" in
-  info*|"compose version"|"rm --force "*) exit 0 ;;
-  *" build web") exit 0 ;;
-  inspect*) echo "exited ${{FAIL:-0}}"; exit 0 ;;
-  *collectstatic*)
-    while [ $# -gt 0 ]; do [ "$1" = -v ] && dir=${{2%%:*}}; shift; done
-    echo "$dir" >{log}
-    mkdir -p "$dir/admin/css" && echo 'body {{}}' >"$dir/admin/css/base.css" && exit "${{FAIL:-0}}" ;;
-esac
-exit 9"#,
-            log = log.display()
-        ),
-    );
+    let path = fake_collectstatic(&repo, &log, "${FAIL:-0}", r#"exit "${FAIL:-0}""#);
     let out = repo.path("dist");
     ok(&repo.xtask(&["release", "--version", "1.0.0", "--out", "dist"]).env("PATH", &path).output().unwrap());
     let listing = tool("tar", &["-tzf", "site-1.0.0-static.tar.gz"], &out);
@@ -527,6 +511,26 @@ fn id() -> String {
         String::from_utf8(Command::new("id").arg(flag).output().unwrap().stdout).unwrap().trim().to_owned()
     };
     format!("{}:{}", id("-u"), id("-g"))
+}
+
+/// A fake `docker` playing Compose as far as the xtask sees it: collectstatic writes
+/// `admin/css/base.css` into the directory mounted on STATIC_ROOT, records that directory in
+/// `log`, then runs `then` (a shell line); its container reads back as `exited <exited>`.
+fn fake_collectstatic(repo: &Repo, log: &Path, exited: &str, then: &str) -> String {
+    let script = format!(
+        r#"case "$*" in
+  info*|"compose version"|"rm --force "*) exit 0 ;;
+  *" build web") exit 0 ;;
+  inspect*) echo "exited {exited}"; exit 0 ;;
+  *collectstatic*)
+    while [ $# -gt 0 ]; do [ "$1" = -v ] && dir=${{2%%:*}}; shift; done
+    mkdir -p "$dir/admin/css" && echo 'body {{}}' >"$dir/admin/css/base.css" && echo "$dir" >{log}
+    {then} ;;
+esac
+exit 9"#,
+        log = log.display()
+    );
+    fake_docker(repo, &script)
 }
 
 /// A fake `docker` in a bin directory put first on PATH.
@@ -639,22 +643,7 @@ fn ctrl_c_during_collectstatic_removes_its_scratch_directory() {
     fs::write(repo.root().join(".env.prod"), "DEBUG=0\n").unwrap();
     let log = repo.path("scratch.log");
     // collectstatic writes a file, then runs until the terminal's Ctrl-C reaches it.
-    let path = fake_docker(
-        &repo,
-        &format!(
-            r#"case "$*" in
-  info*|"compose version"|"rm --force "*) exit 0 ;;
-  *" build web") exit 0 ;;
-  inspect*) echo "exited 130"; exit 0 ;;
-  *collectstatic*)
-    while [ $# -gt 0 ]; do [ "$1" = -v ] && dir=${{2%%:*}}; shift; done
-    mkdir -p "$dir/admin" && echo 'body {{}}' >"$dir/admin/base.css" && echo "$dir" >{log}
-    exec sleep 30 ;;
-esac
-exit 9"#,
-            log = log.display()
-        ),
-    );
+    let path = fake_collectstatic(&repo, &log, "130", "exec sleep 30");
     let args = ["release", "--version", "1.0.0", "--out", "dist"];
     let mut command = repo.xtask(&args);
     command.env("PATH", &path).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
@@ -665,7 +654,7 @@ exit 9"#,
         std::thread::sleep(Duration::from_millis(50));
     }
     let scratch = PathBuf::from(fs::read_to_string(&log).unwrap().trim());
-    assert!(scratch.join("admin/base.css").is_file());
+    assert!(scratch.join("admin/css/base.css").is_file());
     let group = format!("-{}", child.id());
     assert!(Command::new("kill").args(["-INT", "--", &group]).status().unwrap().success());
     let output = child.wait_with_output().unwrap();
