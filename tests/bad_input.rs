@@ -31,11 +31,13 @@ fn rows(readme: &str) -> Vec<Row> {
         .collect()
 }
 
-/// The text of a Markdown code span: ``double`` or `single` backticks.
+/// The text of a Markdown code span: ``double`` or `single` backticks. As in Markdown, a
+/// space padding both ends of a span (needed when it starts or ends with a backtick) is dropped.
 fn code(cell: &str) -> String {
     for fence in ["``", "`"] {
         if let Some(inner) = cell.strip_prefix(fence).and_then(|c| c.strip_suffix(fence)) {
-            return inner.to_owned();
+            let padded = inner.len() > 1 && inner.starts_with(' ') && inner.ends_with(' ');
+            return if padded { inner[1..inner.len() - 1].to_owned() } else { inner.to_owned() };
         }
     }
     panic!("not a code span: {cell}")

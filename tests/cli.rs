@@ -139,6 +139,10 @@ fn assert_calls(flavour: Installed, args: &[&str], stack: &str, expected: &[&str
         if rest.starts_with("run --name NAME") {
             want.extend(ONE_OFF_READBACK.map(str::to_owned));
         }
+        if rest.starts_with("down") {
+            let project = if stack == "dev" { "shop-dev" } else { "shop-prod" };
+            want.push(format!("ROOT|WEB_IMAGE=|docker ps --all --filter label=com.docker.compose.project={project} --format {{{{.Names}}}}"));
+        }
     }
     assert_eq!(sandbox.calls(), want, "calls of {args:?}");
 }
@@ -245,7 +249,8 @@ fn prod_with_the_bundled_database_adds_the_db_overlay() {
     // Later prod commands follow the env file, so `down --volumes` also removes the db volume.
     let output = sandbox.xtask(&["down", "--prod", "--volumes"], &[]);
     assert!(output.status.success());
-    assert!(sandbox.calls().last().unwrap().ends_with(&format!("{overlay} down --volumes")));
+    let calls = sandbox.calls();
+    assert!(calls[calls.len() - 2].ends_with(&format!("{overlay} down --volumes")), "{calls:#?}");
 }
 
 #[test]
@@ -360,6 +365,15 @@ fn down_logs_and_ps_pass_their_flags() {
     each_flavour(&["logs", "-f", "web"], "dev", &["logs --follow web"]);
     each_flavour(&["logs", "--prod"], "prod", &["logs"]);
     each_flavour(&["ps", "--prod"], "prod", &["ps"]);
+}
+
+#[test]
+fn down_that_leaves_containers_behind_names_them() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let output = sandbox.xtask(&["down", "--prod"], &[("FAKE_PS", "shop-prod-db-1\\n")]);
+    assert_eq!(output.status.code(), Some(1));
+    let line = "error: `down` left container(s) shop-prod-db-1 of project shop-prod, from services the compose files no longer name: remove them with `docker rm --force shop-prod-db-1`\n";
+    assert_eq!(stderr(&output), line);
 }
 
 #[test]

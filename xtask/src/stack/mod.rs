@@ -105,12 +105,25 @@ pub fn manage(cx: &Context, args: ManageArgs) -> Result<()> {
 }
 
 pub fn down(cx: &Context, args: DownArgs) -> Result<()> {
-    let base = prepare(cx, stack_for(cx, args.prod)?)?;
+    let stack = stack_for(cx, args.prod)?;
+    let base = prepare(cx, stack)?;
     let mut down = base.arg("down");
     if args.volumes {
         down = down.arg("--volumes");
     }
-    runner::execute(cx, Plan::default().run(down))
+    runner::execute(cx, Plan::default().run(down))?;
+    // Compose removes only the services its files name now: a container started with other
+    // files (the bundled db before POSTGRES_HOST changed) stays, and Compose still exits 0.
+    let left = if cx.dry_run { Vec::new() } else { containers_of(cx, stack) };
+    if !left.is_empty() {
+        bail!(
+            "`down` left container(s) {} of project {}, from services the compose files no longer name: remove them with `docker rm --force {}`",
+            left.join(", "),
+            stack.project(cx),
+            left.join(" ")
+        );
+    }
+    Ok(())
 }
 
 pub fn logs(cx: &Context, args: LogsArgs) -> Result<()> {
