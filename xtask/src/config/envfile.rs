@@ -206,7 +206,9 @@ impl<'a> Parser<'a> {
                 out.push('$');
                 tail
             } else if let Some(body) = after.strip_prefix('{') {
-                let end = closing_brace(body).ok_or_else(invalid_reference)?;
+                // Compose refuses a line break inside `${...}` (a `\n` escape in double quotes included).
+                let end =
+                    closing_brace(body).filter(|&end| !body[..end].contains('\n')).ok_or_else(invalid_reference)?;
                 out.push_str(&self.braced(&body[..end])?);
                 &body[end + 1..]
             } else {
@@ -302,6 +304,8 @@ fn unescape(body: &str) -> String {
             Some('v') => out.push('\u{b}'),
             Some('\\') => out.push('\\'),
             Some('$') => out.push_str("$$"),
+            // Compose's reading: `\0` is a lone backslash (`\000` gives `\00`).
+            Some('0') => out.push('\\'),
             Some(other) => out.extend(['\\', other]),
             None => out.push('\\'),
         }
@@ -395,6 +399,7 @@ mod tests {
         assert_eq!(one("A=\"multi\nline\""), "multi\nline");
         assert_eq!(one(r#"A= " y "  # c"#), " y ");
         assert_eq!(one(r#"A="\$HOME""#), "$HOME");
+        assert_eq!(one(r#"A="x\000Y""#), "x\\00Y");
     }
 
     #[test]
@@ -451,6 +456,7 @@ mod tests {
         let text = "A=1\nBAD LINE\nB/C=2\n# ok\nBARE\n=1\nC=${B:=x}\nD=${Q:?boom}\nE=\"open\nF=1\n";
         let lines: Vec<usize> = malformed(text).iter().map(|(line, _)| *line).collect();
         assert_eq!(lines, [2, 3, 5, 6, 7, 8, 9]);
+        assert_eq!(malformed("A=\"${Q:-a\\nb}\"").len(), 1, "a line break inside a reference");
     }
 
     #[test]
