@@ -75,12 +75,26 @@ impl Sandbox {
         cmd.output().unwrap()
     }
 
-    /// The recorded calls, with the sandbox path shown as `ROOT`.
+    /// The recorded calls, with the sandbox path shown as `ROOT` and one-off names as `NAME`.
     fn calls(&self) -> Vec<String> {
         let log = fs::read_to_string(self.log()).unwrap_or_default();
         let root = self.root().to_string_lossy().into_owned();
-        log.lines().map(|l| l.replace(&root, "ROOT")).collect()
+        log.lines().map(|l| anonymous(&l.replace(&root, "ROOT"))).collect()
     }
+}
+
+/// `text` with every one-off container name (`<project>-oneoff-<16 hex digits>`) shown as `NAME`.
+fn anonymous(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("-oneoff-") {
+        let start = rest[..at].rfind([' ', '|']).map_or(0, |i| i + 1);
+        let end = (at + 8 + 16).min(rest.len());
+        out.push_str(&rest[..start]);
+        out.push_str("NAME");
+        rest = &rest[end..];
+    }
+    out + rest
 }
 
 fn base_v2(stack: &str) -> String {
@@ -129,6 +143,13 @@ fn assert_calls(flavour: Installed, args: &[&str], stack: &str, expected: &[&str
         want.push(call(flavour, stack, rest));
         if *rest == "ps -q" {
             want.push(INSPECT.to_owned());
+        }
+        if rest.starts_with("run --name NAME") {
+            want.extend(ONE_OFF_READBACK.map(str::to_owned));
+        }
+        if rest.starts_with("down") {
+            let project = if stack == "dev" { "shop-dev" } else { "shop-prod" };
+            want.push(format!("ROOT|WEB_IMAGE=|docker ps --all --filter label=com.docker.compose.project={project} --format {{{{.Names}}}}"));
         }
     }
     assert_eq!(sandbox.calls(), want, "calls of {args:?}");
@@ -200,12 +221,18 @@ fn prod_builds_checks_starts_and_waits_for_health() {
         "prod",
         &[
             "build",
-            "run --rm -T --no-deps web python manage.py check --deploy --fail-level WARNING",
+            "run --name NAME -T --no-deps web python manage.py check --deploy --fail-level WARNING",
             "up --detach --no-build",
             "ps -q",
         ],
     );
 }
+
+/// What follows every one-off run: its container's state read back, then the container removed.
+const ONE_OFF_READBACK: [&str; 2] = [
+    "ROOT|WEB_IMAGE=|docker inspect --format {{.State.Status}} {{.State.ExitCode}} NAME",
+    "ROOT|WEB_IMAGE=|docker rm --force NAME",
+];
 
 const INSPECT: &str = r#"ROOT|WEB_IMAGE=|docker inspect --format {{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} c1 c2 c3"#;
 
@@ -218,15 +245,20 @@ fn prod_with_the_bundled_database_adds_the_db_overlay() {
     assert!(output.status.success(), "{}", stderr(&output));
     let overlay = format!("{} -f ROOT/docker/compose.db.yml", base_v2("prod"));
     let calls = sandbox.calls();
-    assert_eq!(calls.len(), 2 + 3 + 1, "{calls:#?}");
-    for call in &calls[2..5] {
+    assert_eq!(calls.len(), 2 + 1 + 3 + 2 + 1, "{calls:#?}");
+    assert_eq!(
+        calls[2], "ROOT|WEB_IMAGE=|docker image inspect --format {{.Id}} shop-web",
+        "--no-build confirms the image"
+    );
+    for call in [&calls[3], &calls[6], &calls[7]] {
         assert!(call.contains(&overlay), "{call}");
     }
-    assert!(!calls.iter().any(|c| c.ends_with(" build")), "--no-build still built: {calls:#?}");
+    assert!(!calls.iter().any(|c| c.contains(" build")), "--no-build still built: {calls:#?}");
     // Later prod commands follow the env file, so `down --volumes` also removes the db volume.
     let output = sandbox.xtask(&["down", "--prod", "--volumes"], &[]);
     assert!(output.status.success());
-    assert!(sandbox.calls().last().unwrap().ends_with(&format!("{overlay} down --volumes")));
+    let calls = sandbox.calls();
+    assert!(calls[calls.len() - 2].ends_with(&format!("{overlay} down --volumes")), "{calls:#?}");
 }
 
 #[test]
@@ -286,14 +318,56 @@ fn prod_stops_waiting_when_a_container_exits() {
 }
 
 #[test]
-fn one_off_manage_commands_run_in_a_removed_web_container() {
-    each_flavour(&["migrate"], "dev", &["run --rm -T web python manage.py migrate --noinput"]);
-    each_flavour(&["collectstatic", "--prod"], "prod", &["run --rm -T web python manage.py collectstatic --noinput"]);
+fn one_off_manage_commands_build_then_run_in_a_named_web_container_read_back_and_removed() {
+    each_flavour(&["migrate"], "dev", &["build web", "run --name NAME -T web python manage.py migrate --noinput"]);
+    each_flavour(
+        &["collectstatic", "--prod"],
+        "prod",
+        &["build web", "run --name NAME -T web python manage.py collectstatic --noinput"],
+    );
     each_flavour(
         &["manage", "--prod", "--", "createsuperuser", "--username", "admin"],
         "prod",
-        &["run --rm -T web python manage.py createsuperuser --username admin"],
+        &["build web", "run --name NAME -T web python manage.py createsuperuser --username admin"],
     );
+}
+
+#[test]
+fn check_notes_the_projects_objects_before_and_looks_again_after() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let output = sandbox.xtask(&["check"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let label = "--filter label=com.docker.compose.project=shop-dev";
+    let lists = [
+        format!("ROOT|WEB_IMAGE=|docker ps --all --quiet --no-trunc {label}"),
+        format!("ROOT|WEB_IMAGE=|docker network ls --quiet {label}"),
+        format!("ROOT|WEB_IMAGE=|docker volume ls --quiet {label}"),
+    ];
+    let mut want = probes(Installed::V2);
+    want.extend(lists.iter().cloned());
+    want.push(call(Installed::V2, "dev", "build web"));
+    want.push(call(Installed::V2, "dev", "run --name NAME -T --no-deps web python manage.py check"));
+    want.extend(ONE_OFF_READBACK.map(str::to_owned));
+    want.extend(lists.iter().cloned());
+    assert_eq!(sandbox.calls(), want);
+}
+
+#[test]
+fn a_one_off_that_compose_reports_as_passed_but_never_ran_fails() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let output = sandbox.xtask(&["migrate"], &[("FAKE_ONEOFF", "")]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: the one-off container shop-dev-oneoff-") && err.contains("never ran"), "{err}");
+    assert_eq!(sandbox.calls().last().unwrap(), ONE_OFF_READBACK[1], "the container was not removed");
+}
+
+#[test]
+fn the_one_off_containers_own_exit_code_wins_over_composes() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let output = sandbox.xtask(&["manage", "--", "shell"], &[("FAKE_ONEOFF", "exited 5")]);
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
 }
 
 #[test]
@@ -303,6 +377,15 @@ fn down_logs_and_ps_pass_their_flags() {
     each_flavour(&["logs", "-f", "web"], "dev", &["logs --follow web"]);
     each_flavour(&["logs", "--prod"], "prod", &["logs"]);
     each_flavour(&["ps", "--prod"], "prod", &["ps"]);
+}
+
+#[test]
+fn down_that_leaves_containers_behind_names_them() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let output = sandbox.xtask(&["down", "--prod"], &[("FAKE_PS", "shop-prod-db-1\\n")]);
+    assert_eq!(output.status.code(), Some(1));
+    let line = "error: `down` left container(s) shop-prod-db-1 of project shop-prod, from services the compose files no longer name: remove them with `docker rm --force shop-prod-db-1`\n";
+    assert_eq!(stderr(&output), line);
 }
 
 #[test]
@@ -322,7 +405,8 @@ fn a_failing_child_passes_its_exit_code_through() {
     assert_eq!(output.status.code(), Some(3));
     let err = stderr(&output);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("error: `cd ") && err.trim_end().ends_with("failed with exit code 3"), "{err}");
+    let build = "error: cannot build the web image: `cd ";
+    assert!(err.starts_with(build) && err.trim_end().ends_with("build web` failed with exit code 3"), "{err}");
 }
 
 #[test]
@@ -332,7 +416,7 @@ fn dry_run_prints_the_plan_and_calls_nothing() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(sandbox.calls().is_empty(), "dry run called docker: {:#?}", sandbox.calls());
     let root = sandbox.root().display().to_string();
-    let stdout = String::from_utf8_lossy(&output.stdout).replace(&root, "ROOT");
+    let stdout = anonymous(&String::from_utf8_lossy(&output.stdout).replace(&root, "ROOT"));
     let lines: Vec<&str> = stdout.lines().collect();
     let line = |rest: &str| format!("cd ROOT && {PROD_VARS} TLS_CERT_SHA256='' {} {rest}", base_v2("prod"));
     assert_eq!(
@@ -340,10 +424,12 @@ fn dry_run_prints_the_plan_and_calls_nothing() {
         "# would write a local CA and a certificate for example.com under certs/ (ROOT/certs/ca.pem does not exist)"
     );
     assert_eq!(lines[1], line("build"));
-    assert_eq!(lines[2], line("run --rm -T --no-deps web python manage.py check --deploy --fail-level WARNING"));
-    assert_eq!(lines[3], line("up --detach --no-build"));
-    assert!(lines[4].starts_with("# wait up to 120s"), "{}", lines[4]);
-    assert_eq!(lines.len(), 6, "{stdout}");
+    assert_eq!(lines[2], line("run --name NAME -T --no-deps web python manage.py check --deploy --fail-level WARNING"));
+    assert_eq!(lines[3], "cd ROOT && docker inspect --format '{{.State.Status}} {{.State.ExitCode}}' NAME");
+    assert_eq!(lines[4], "cd ROOT && docker rm --force NAME");
+    assert_eq!(lines[5], line("up --detach --no-build"));
+    assert!(lines[6].starts_with("# wait up to 120s"), "{}", lines[6]);
+    assert_eq!(lines.len(), 8, "{stdout}");
     assert!(!sandbox.root().join("certs").exists(), "the dry run wrote certificates");
     assert!(!stdout.contains("PRIVATE KEY"), "{stdout}");
 }
@@ -391,6 +477,16 @@ fn a_missing_env_file_names_the_init_command() {
 }
 
 #[test]
+fn a_bad_project_name_is_one_line_naming_it() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let output = sandbox.xtask(&["ps"], &[("XTASK_PROJECT_NAME", "My Site")]);
+    assert_eq!(output.status.code(), Some(1));
+    let line = "error: XTASK_PROJECT_NAME=\"My Site\" is not a valid project name: use lower-case letters, digits, `-` and `_`, starting with a letter or digit\n";
+    assert_eq!(stderr(&output), line);
+    assert!(sandbox.calls().is_empty());
+}
+
+#[test]
 fn a_bad_project_root_is_one_line_naming_it() {
     let sandbox = Sandbox::new(Installed::V2);
     let missing = sandbox.dir.path().join("nowhere");
@@ -428,4 +524,61 @@ fn help_lists_every_command() {
     ] {
         assert!(help.lines().any(|l| l.trim_start().starts_with(command)), "{command} missing from:\n{help}");
     }
+}
+
+/// A listener on `host` holding a port the OS picked, and that port.
+fn hold_port(host: &str) -> (std::net::TcpListener, u16) {
+    let listener = std::net::TcpListener::bind((host, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}
+
+#[test]
+fn prod_and_dev_refuse_a_port_already_bound_on_the_host_before_building() {
+    let cases = [
+        ("prod", ".env.prod", "HTTP_PORT", "0.0.0.0", "shop-prod"),
+        ("dev", ".env", "DEV_PORT", "127.0.0.1", "shop-dev"),
+    ];
+    for (command, file, variable, host, project) in cases {
+        let sandbox = Sandbox::new(Installed::V2);
+        let (_held, port) = hold_port(host);
+        let env = fs::read_to_string(sandbox.root().join(file)).unwrap();
+        fs::write(sandbox.root().join(file), format!("{env}{variable}={port}\n").replace("HTTP_PORT=8080\n", ""))
+            .unwrap();
+        let output = sandbox.xtask(&[command], &[]);
+        assert_eq!(output.status.code(), Some(1), "{command}: {}", stderr(&output));
+        let line = format!("error: {variable}={port} is already in use on this host: stop what listens on port {port}, or set {variable} to a free port in {file}\n");
+        assert_eq!(stderr(&output), line);
+        let mut want = probes(Installed::V2);
+        let held = format!("label=com.docker.compose.project={project} --filter publish={port}");
+        want.push(format!("ROOT|WEB_IMAGE=|docker ps --quiet --filter {held}"));
+        assert_eq!(sandbox.calls(), want, "{command} went on past the port check");
+    }
+}
+
+#[test]
+fn a_port_held_by_the_stacks_own_container_is_no_reason_to_refuse() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let (_held, port) = hold_port("0.0.0.0");
+    let env = PROD_ENV.replace("HTTP_PORT=8080", &format!("HTTP_PORT={port}"));
+    fs::write(sandbox.root().join(".env.prod"), env).unwrap();
+    let output = sandbox.xtask(&["prod"], &[("FAKE_PS", "c0ffee\\n")]);
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
+fn a_start_that_fails_half_way_names_the_containers_left_and_how_to_remove_them() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let left = [("FAKE_FAIL_ON", "up"), ("FAKE_PS", "shop-prod-web-1\\nshop-prod-db-1\\n")];
+    let output = sandbox.xtask(&["prod"], &left);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    let said = "error: the prod stack did not start and left container(s) shop-prod-db-1, shop-prod-web-1: remove them with `cargo xtask down --prod`: `cd ";
+    assert!(errors.len() == 1 && errors[0].starts_with(said), "{err}");
+    assert!(errors[0].ends_with(" up --detach --no-build` failed with exit code 1"), "{err}");
+
+    let output = sandbox.xtask(&["prod"], &[("FAKE_FAIL_ON", "up")]);
+    let err = stderr(&output);
+    assert!(err.contains("error: `cd ") && !err.contains("left container"), "nothing left, nothing said: {err}");
 }

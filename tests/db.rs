@@ -174,7 +174,7 @@ fn the_image_comes_from_the_env_file_and_the_bundled_prod_database_is_exec_ed() 
     let project = Project::new();
     fs::write(project.root.join(".env.prod"), PROD_ENV.replace("POSTGRES_HOST=db.example.net", "POSTGRES_HOST=db"))
         .unwrap();
-    project.ok(&["db", "backup", "--prod"], &[]);
+    project.ok(&["db", "backup", "--prod"], &[("FAKE_STDOUT", FAKE_DUMP)]);
     let dump = format!("ROOT|WEB_IMAGE=shop-web|PGPASSWORD=<unset>|{PROD_WITH_DB} {DUMP_IN_DB}");
     assert_eq!(project.calls().last(), Some(&dump));
 }
@@ -184,6 +184,17 @@ fn a_failed_dump_leaves_no_file() {
     let project = Project::new();
     let output = project.xtask(&["db", "backup"], &[("FAKE_STDOUT", FAKE_DUMP), ("FAKE_EXIT", "2")]);
     assert_eq!(output.status.code(), Some(2));
+    assert_eq!(project.files_in_backups(), Vec::<String>::new());
+}
+
+#[test]
+fn a_dump_that_exits_0_without_an_archive_is_refused_and_removed() {
+    let project = Project::new();
+    let output = project.xtask(&["db", "backup"], &[("FAKE_STDOUT", "not a dump")]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.starts_with("error: the dump exited 0 but wrote no pg_dump archive (no PGDMP header)"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert_eq!(project.files_in_backups(), Vec::<String>::new());
 }
 

@@ -16,6 +16,8 @@
 mod adopt;
 #[path = "e2e/browser.rs"]
 mod browser;
+#[path = "e2e/failures.rs"]
+mod failures;
 #[path = "e2e/harness.rs"]
 mod harness;
 #[path = "e2e/http.rs"]

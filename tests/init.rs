@@ -86,7 +86,8 @@ fn prod_writes_the_host_and_passes_the_preflight() {
     assert_fresh_secrets(&vars);
     let check = sandbox.xtask(&["--dry-run", "check", "--prod"]);
     assert_eq!((check.code, check.stderr.as_str()), (0, ""), "{check:?}");
-    assert!(check.stdout.contains("/docker/compose.db.yml run --rm -T --no-deps web"), "{check:?}");
+    assert!(check.stdout.contains("/docker/compose.db.yml build web\n"), "{check:?}");
+    assert!(check.stdout.contains("/docker/compose.db.yml run --name site-prod-oneoff-"), "{check:?}");
     assert_eq!(sandbox.xtask(&["--dry-run", "prod"]).code, 0);
 }
 

@@ -144,9 +144,10 @@ fn all_problems_are_reported_together_in_line_order() {
     assert_refused(&sandbox, &["--dry-run", "check", "--prod"], &lines, &prod_summary(5));
 }
 
+/// The commands of a dry run, without its `#` comments.
 fn plan_lines(run: &Run) -> Vec<&str> {
     assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
-    run.stdout.lines().collect()
+    run.stdout.lines().filter(|l| !l.starts_with('#')).collect()
 }
 
 #[test]
@@ -156,14 +157,21 @@ fn a_good_production_file_passes_and_check_plans_the_deploy_checks() {
     let before = sandbox.snapshot();
     let check = sandbox.xtask(&["--dry-run", "check", "--prod"]);
     let root = sandbox.root().display().to_string();
-    let expected = format!(
+    let compose = format!(
         "cd {root} && WEB_IMAGE=site-web DJANGO_DIR=project-template DJANGO_DEPENDENCIES=requirements.txt \
          PYTHON_VERSION=3.12 DJANGO_SETTINGS=config.settings.prod DJANGO_PROJECT_SETTINGS=config.settings.prod \
-         DJANGO_APP=config.wsgi DJANGO_WORKER_CLASS=sync TLS_CERT_FILE={root}/certs/site.pem TLS_KEY_FILE={root}/certs/site-key.pem TLS_CERT_SHA256='' docker compose --project-name site-prod --project-directory {root} \
-         --env-file {root}/.env.prod -f {root}/docker/compose.prod.yml -f {root}/docker/compose.db.yml \
-         run --rm -T --no-deps web python manage.py check --deploy --fail-level WARNING"
+         DJANGO_APP=config.wsgi DJANGO_WORKER_CLASS=sync TLS_CERT_FILE={root}/certs/site.pem \
+         TLS_KEY_FILE={root}/certs/site-key.pem TLS_CERT_SHA256='' docker compose --project-name site-prod --project-directory {root} \
+         --env-file {root}/.env.prod -f {root}/docker/compose.prod.yml -f {root}/docker/compose.db.yml"
     );
-    assert_eq!(plan_lines(&check), [expected.as_str()]);
+    let lines = plan_lines(&check);
+    assert_eq!(lines[0], format!("{compose} build web"));
+    let (run, check_deploy) = (
+        format!("{compose} run --name site-prod-oneoff-"),
+        " -T --no-deps web python manage.py check --deploy --fail-level WARNING",
+    );
+    assert!(lines[1].starts_with(&run) && lines[1].ends_with(check_deploy), "{lines:?}");
+    assert_eq!(lines.len(), 4, "build, run, read back, remove: {lines:?}");
     let prod = sandbox.xtask(&["--dry-run", "prod"]);
     assert!(plan_lines(&prod).iter().any(|line| line.ends_with(" up --detach --no-build")), "{prod:?}");
     assert_eq!(sandbox.snapshot(), before);
@@ -175,9 +183,9 @@ fn check_without_prod_validates_dot_env_and_plans_django_check() {
     sandbox.write(".env", &fixture("dev/good.env"));
     let run = sandbox.xtask(&["--dry-run", "check"]);
     let lines = plan_lines(&run);
-    assert_eq!(lines.len(), 1);
-    assert!(lines[0].contains(" --project-name site-dev "), "{lines:?}");
-    assert!(lines[0].ends_with(" run --rm -T --no-deps web python manage.py check"), "{lines:?}");
+    assert_eq!(lines.len(), 4);
+    assert!(lines[0].contains(" --project-name site-dev ") && lines[0].ends_with(" build web"), "{lines:?}");
+    assert!(lines[1].ends_with(" -T --no-deps web python manage.py check"), "{lines:?}");
 }
 
 #[test]
@@ -206,7 +214,7 @@ fn a_missing_env_file_names_the_command_that_creates_it() {
 fn the_example_files_parse_and_the_production_one_is_refused() {
     let sandbox = Sandbox::empty();
     sandbox.write(".env", &fs::read_to_string(repo_file(".env.example")).unwrap());
-    assert_eq!(plan_lines(&sandbox.xtask(&["--dry-run", "check"])).len(), 1);
+    assert_eq!(plan_lines(&sandbox.xtask(&["--dry-run", "check"])).len(), 4);
     let example = fs::read_to_string(repo_file(".env.prod.example")).unwrap();
     sandbox.write(".env.prod", &example);
     let line_of = |key: &str| example.lines().position(|l| l.starts_with(&format!("{key}="))).unwrap() + 1;

@@ -476,7 +476,8 @@ fn without_a_static_dir_the_plan_runs_collectstatic_in_the_production_image() {
     let lines: Vec<&str> = plan.lines().collect();
     assert!(lines[0].ends_with(" build web"), "{plan}");
     let scratch = repo.root().join("target/release-static-");
-    let run = format!("run --rm -T --no-deps --user {} -v {}", id(), scratch.display());
+    let run = format!("--no-deps --user {} -v {}", id(), scratch.display());
+    assert!(lines[1].contains("run --name site-prod-oneoff-"), "{plan}");
     assert!(lines[1].contains(&run) && lines[1].ends_with("web python manage.py collectstatic --noinput"), "{plan}");
     assert!(lines[1].contains("WEB_IMAGE=site-web DJANGO_DIR=project-template "), "{plan}");
     assert!(lines[1].contains(" DJANGO_WORKER_CLASS=sync TLS_CERT_FILE="), "{plan}");
@@ -484,6 +485,7 @@ fn without_a_static_dir_the_plan_runs_collectstatic_in_the_production_image() {
         lines[1].contains("/certs/site-key.pem TLS_CERT_SHA256='' docker compose --project-name site-prod"),
         "{plan}"
     );
+    assert!(lines[2].contains("docker inspect") && lines[3].contains("docker rm --force site-prod-oneoff-"), "{plan}");
     assert!(plan.contains("# then: docker save site-web, compressed into "), "{plan}");
     assert!(!repo.root().join("target").exists() && !repo.root().join("dist").exists(), "a dry run writes nothing");
 }
@@ -493,22 +495,7 @@ fn without_a_static_dir_what_collectstatic_writes_is_released_and_the_scratch_di
     let repo = Repo::new();
     fs::write(repo.root().join(".env.prod"), "DEBUG=0\n").unwrap();
     let log = repo.path("scratch.log");
-    // Compose as far as the xtask sees it: collectstatic fills the directory mounted on STATIC_ROOT.
-    let path = fake_docker(
-        &repo,
-        &format!(
-            r#"case "$*" in
-  info*|"compose version") exit 0 ;;
-  *" build web") exit 0 ;;
-  *collectstatic*)
-    while [ $# -gt 0 ]; do [ "$1" = -v ] && dir=${{2%%:*}}; shift; done
-    echo "$dir" >{log}
-    mkdir -p "$dir/admin/css" && echo 'body {{}}' >"$dir/admin/css/base.css" && exit "${{FAIL:-0}}" ;;
-esac
-exit 9"#,
-            log = log.display()
-        ),
-    );
+    let path = fake_collectstatic(&repo, &log, "${FAIL:-0}", r#"exit "${FAIL:-0}""#);
     let out = repo.path("dist");
     ok(&repo.xtask(&["release", "--version", "1.0.0", "--out", "dist"]).env("PATH", &path).output().unwrap());
     let listing = tool("tar", &["-tzf", "site-1.0.0-static.tar.gz"], &out);
@@ -529,6 +516,26 @@ fn id() -> String {
         String::from_utf8(Command::new("id").arg(flag).output().unwrap().stdout).unwrap().trim().to_owned()
     };
     format!("{}:{}", id("-u"), id("-g"))
+}
+
+/// A fake `docker` playing Compose as far as the xtask sees it: collectstatic writes
+/// `admin/css/base.css` into the directory mounted on STATIC_ROOT, records that directory in
+/// `log`, then runs `then` (a shell line); its container reads back as `exited <exited>`.
+fn fake_collectstatic(repo: &Repo, log: &Path, exited: &str, then: &str) -> String {
+    let script = format!(
+        r#"case "$*" in
+  info*|"compose version"|"rm --force "*) exit 0 ;;
+  *" build web") exit 0 ;;
+  inspect*) echo "exited {exited}"; exit 0 ;;
+  *collectstatic*)
+    while [ $# -gt 0 ]; do [ "$1" = -v ] && dir=${{2%%:*}}; shift; done
+    mkdir -p "$dir/admin/css" && echo 'body {{}}' >"$dir/admin/css/base.css" && echo "$dir" >{log}
+    {then} ;;
+esac
+exit 9"#,
+        log = log.display()
+    );
+    fake_docker(repo, &script)
 }
 
 /// A fake `docker` in a bin directory put first on PATH.
@@ -594,4 +601,84 @@ fn a_killed_release_leaves_nothing_behind() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(snapshot(&out) == before, "a killed release left files in {}", out.display());
+}
+
+#[test]
+fn releases_into_one_output_wait_for_each_other_and_no_wait_fails_at_once() {
+    let (repo, tree, out) = released("1.0.0");
+    let held = File::open(&out).unwrap();
+    held.lock().unwrap();
+    let output = repo.release(&tree, &out, "2.0.0", &["--no-wait"]);
+    assert_eq!(output.status.code(), Some(1));
+    let line = format!(
+        "error: another release is writing into {}: wait until it is done, or run again without --no-wait to wait for it\n",
+        out.display()
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stderr), line);
+
+    let args = ["release", "--static-dir", "tree", "--out", "dist", "--version", "2.0.0"];
+    let waiting = repo.xtask(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!out.join("site-2.0.0-static.tar.gz").exists(), "the second release did not wait for the lock");
+    drop(held);
+    let done = waiting.wait_with_output().unwrap();
+    ok(&done);
+    assert!(String::from_utf8_lossy(&done.stderr).contains("waiting for another release into "));
+
+    // Started together, each release reads SHA256SUMS only once the other has written it.
+    let start = |version: &str| {
+        let args = ["release", "--static-dir", "tree", "--out", "dist", "--version", version];
+        repo.xtask(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    };
+    let racing = [start("3.0.0"), start("4.0.0"), start("5.0.0")];
+    for child in racing {
+        ok(&child.wait_with_output().unwrap());
+    }
+    let sums = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    for version in ["1.0.0", "2.0.0", "3.0.0", "4.0.0", "5.0.0"] {
+        assert!(sums.contains(&format!("  site-{version}-static.tar.gz\n")), "{version} lost from SHA256SUMS:\n{sums}");
+    }
+    ok(&tool("sha256sum", &["-c", "SHA256SUMS"], &out));
+}
+
+#[test]
+fn ctrl_c_during_collectstatic_removes_its_scratch_directory() {
+    use std::os::unix::process::CommandExt;
+    let repo = Repo::new();
+    fs::write(repo.root().join(".env.prod"), "DEBUG=0\n").unwrap();
+    let log = repo.path("scratch.log");
+    // collectstatic writes a file, then runs until the terminal's Ctrl-C reaches it.
+    let path = fake_collectstatic(&repo, &log, "130", "exec sleep 30");
+    let args = ["release", "--version", "1.0.0", "--out", "dist"];
+    let mut command = repo.xtask(&args);
+    command.env("PATH", &path).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    let child = command.spawn().unwrap();
+    let started = std::time::Instant::now();
+    while !log.exists() {
+        assert!(started.elapsed() < Duration::from_secs(20), "collectstatic never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let scratch = PathBuf::from(fs::read_to_string(&log).unwrap().trim());
+    assert!(scratch.join("admin/css/base.css").is_file());
+    let group = format!("-{}", child.id());
+    assert!(Command::new("kill").args(["-INT", "--", &group]).status().unwrap().success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(!scratch.exists(), "Ctrl-C left the scratch directory {}", scratch.display());
+    assert!(!repo.path("dist").exists(), "Ctrl-C left the output directory it created");
+}
+
+#[test]
+fn bad_release_flags_are_refused_in_one_line_before_anything_is_written() {
+    let (repo, tree, out) = released("0.9.0");
+    let before = snapshot(&out);
+    let cases: [(&[&str], &str, &str); 4] = [
+        (&["--level", "0"], "1.0.0", "--level 0: use 1 (fastest) to 9 (smallest)"),
+        (&["--jobs", "0"], "1.0.0", "--jobs 0: use at least 1 thread"),
+        (&[], "../1.0", "version \"../1.0\" cannot name a file: use letters, digits, `.`, `_`, `+` and `-`"),
+        (&[], ".hidden", "version \".hidden\" cannot name a file"),
+    ];
+    for (flags, version, expected) in cases {
+        assert_refused(&repo, repo.release(&tree, &out, version, flags), expected, &out, &before);
+    }
 }

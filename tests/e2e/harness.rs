@@ -248,6 +248,13 @@ impl Project {
         run_bounded(self.command(args), COMMAND_TIMEOUT)
     }
 
+    /// Like [`Project::xtask`], with `env` set on top of the suite's variables.
+    pub fn xtask_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut command = self.command(args);
+        command.envs(env.iter().copied());
+        run_bounded(command, COMMAND_TIMEOUT)
+    }
+
     /// Runs `cargo xtask ARGS`, which must succeed.
     pub fn ok(&self, args: &[&str]) -> Output {
         let out = self.xtask(args);

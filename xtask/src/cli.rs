@@ -169,6 +169,9 @@ pub struct ReleaseArgs {
     /// Release from a work tree with uncommitted changes
     #[arg(long)]
     pub allow_dirty: bool,
+    /// Fail at once when another release is writing into the same --out, instead of waiting for it
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 #[derive(Debug, Clone, Args)]

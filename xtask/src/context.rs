@@ -3,7 +3,7 @@
 use std::env;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 
 use crate::cli::Global;
 
@@ -32,6 +32,13 @@ impl Context {
         sh.change_dir(&self.root);
         Ok(sh)
     }
+}
+
+/// Sixteen hex digits from the OS random generator, for names that must not collide
+/// (scratch directories, one-off containers).
+pub fn unique_tag() -> Result<String> {
+    let tag = getrandom::u64().map_err(|e| anyhow!("cannot read the OS random generator: {e}"))?;
+    Ok(format!("{tag:016x}"))
 }
 
 /// `XTASK_ROOT`, else the workspace that holds this crate. `cargo run` sets

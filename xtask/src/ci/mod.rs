@@ -42,7 +42,7 @@ struct Needs {
 
 /// Test names of the checks that run as their own steps, so the workspace test step
 /// skips them instead of running them twice.
-const OWN_STEPS: &[&str] = &["stack_check::", "workflow_check::"];
+const OWN_STEPS: &[&str] = &["stack_check::", "workflow_check::", "envfile_check::"];
 
 pub fn ci(cx: &Context, args: CiArgs) -> Result<()> {
     let checks = plan(cx);
@@ -67,6 +67,8 @@ fn plan(cx: &Context) -> Vec<Check> {
         test = test.args(["--skip", prefix]);
     }
     let stack = |filter: &str| cargo(&["test", "-p", "xtask", "--test", "stack", "--", filter]);
+    // Generated env files read by our reader and by Compose v2, on a fixed seed.
+    let env_fuzz = cargo(&["test", "-p", "xtask", "--test", "envfile_fuzz", "--", "envfile_check::", "--nocapture"]);
     let lint = needs(&[&PYTHON_VENV]).pip_tools();
     let browser = [&CHROMIUM, &CHROMEDRIVER, &CERTUTIL];
     let e2e =
@@ -79,6 +81,7 @@ fn plan(cx: &Context) -> Vec<Check> {
         check("clippy", cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]), needs(&[])),
         check("cargo test", test, needs(&[])),
         check("compose config", stack("stack_check::compose_config"), needs(&[&PYTHON_VENV, &DOCKER]).pip_tools()),
+        check("env fuzz", env_fuzz, needs(&[&PYTHON_VENV, &DOCKER]).pip_tools()),
         check("hadolint", stack("stack_check::hadolint"), lint.clone()),
         check("nginx -t", stack("stack_check::nginx_conf"), needs(&[&NGINX, &OPENSSL])),
         check("nginx smoke", stack("stack_check::nginx_smoke"), needs(&[&NGINX, &CURL, &OPENSSL])),
@@ -134,6 +137,8 @@ fn run(cx: &Context, checks: &[Check], keep_going: bool) -> Result<Vec<Outcome>>
             Some(outcome) => outcome,
             None => run_check(cx, check, &env, index + 1, checks.len()),
         };
+        // Ctrl-C stops the whole run, not only the step it reached.
+        runner::stop_if_interrupted()?;
         if let Outcome::Failed(why, _) | Outcome::Skipped(why) = &outcome {
             eprintln!("ci: {}: {why}", check.name);
         }
@@ -279,6 +284,6 @@ mod tests {
     fn tools_that_could_not_be_installed_fail_the_checks_that_use_them() {
         let env = Environment { pip_error: Some("no network".into()), ..env() };
         let failed: Vec<&str> = checks().iter().filter(|c| env.blocker(c).is_some()).map(|c| c.name).collect();
-        assert_eq!(failed, ["compose config", "hadolint", "workflows", "e2e"]);
+        assert_eq!(failed, ["compose config", "env fuzz", "hadolint", "workflows", "e2e"]);
     }
 }

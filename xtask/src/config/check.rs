@@ -7,7 +7,7 @@ use crate::cli::StackArgs;
 use crate::config::preflight;
 use crate::context::Context;
 use crate::plan::runner;
-use crate::plan::Plan;
+use crate::plan::{Plan, Task};
 use crate::stack::compose::Stack;
 use crate::stack::{self, OneOff};
 
@@ -19,6 +19,9 @@ pub fn check(cx: &Context, args: StackArgs) -> Result<()> {
         (Stack::Dev, ["check"].as_slice())
     };
     let base = stack::prepare(cx, stack)?;
-    // The system checks need no database, so none is started for them.
-    runner::execute(cx, Plan::default().run(stack::one_off(&base, OneOff::NoDeps, django_check)))
+    // The system checks need no database, so none is started for them; the network and
+    // volumes Compose creates for the one-off are removed again, so a check changes nothing.
+    let checks = stack::built_one_off(&base, &stack.project(cx), OneOff::NoDeps, &[], django_check)?;
+    let tidy = Task::Tidy { project: stack.project(cx), dir: cx.root.clone(), tasks: checks.tasks };
+    runner::execute(cx, Plan::default().then(tidy))
 }

@@ -7,8 +7,13 @@
 //! lines. `dotenvy` reads the same files differently (it rejects `KEY=two words`, has no
 //! `${VAR:-default}` and reports no line numbers), so checking with it would check another file.
 //!
-//! One deliberate difference: a line holding a bare name (`DEBUG`), which Compose fills from the
-//! shell it runs in, is malformed here, so that a file means the same on every machine.
+//! `tests/envfile_fuzz.rs` compares this reader with the real Compose v2 on generated files.
+//! The differences it allows are deliberate: each is a file refused here that Compose reads.
+//! - A line holding a bare name (`DEBUG`), which Compose fills from the shell it runs in, so
+//!   that a file means the same on every machine.
+//! - A name with a blank inside: Compose refuses a space but keeps a tab, CR, U+0085 or U+00A0
+//!   in a name (`K\tZ=1`), which no program can then read as one.
+//! - An empty name (`=value`), which Compose accepts and Docker cannot pass to a container.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -124,9 +129,11 @@ impl<'a> Parser<'a> {
         Ok(Entry { key, value, first_line, last_line: self.line_at(self.pos) })
     }
 
+    /// `export` counts only before an ASCII blank (not a vertical tab, not U+0085 or U+00A0,
+    /// which Compose keeps as part of the name); the blanks after it are any of Compose's.
     fn skip_export(&mut self) {
         if let Some(after) = self.rest().strip_prefix("export") {
-            if after.starts_with(is_space) {
+            if after.starts_with([' ', '\t', '\r', '\u{c}']) {
                 self.pos += "export".len();
                 self.skip_spaces();
             }
@@ -199,7 +206,9 @@ impl<'a> Parser<'a> {
                 out.push('$');
                 tail
             } else if let Some(body) = after.strip_prefix('{') {
-                let end = closing_brace(body).ok_or_else(invalid_reference)?;
+                // Compose refuses a line break inside `${...}` (a `\n` escape in double quotes included).
+                let end =
+                    closing_brace(body).filter(|&end| !body[..end].contains('\n')).ok_or_else(invalid_reference)?;
                 out.push_str(&self.braced(&body[..end])?);
                 &body[end + 1..]
             } else {
@@ -233,12 +242,21 @@ impl<'a> Parser<'a> {
         let (kind, text) = (chars.next(), chars.as_str());
         match (kind, set) {
             (None, _) if !colon => Ok(value.unwrap_or_default()),
-            (Some('-'), true) | (Some('?'), true) => Ok(value.unwrap_or_default()),
+            (Some('-'), true) | (Some('?'), true) => self.check_syntax(text).map(|()| value.unwrap_or_default()),
             (Some('-'), false) | (Some('+'), true) => self.interpolate(text),
-            (Some('+'), false) => Ok(String::new()),
+            (Some('+'), false) => self.check_syntax(text).map(|()| String::new()),
             (Some('?'), false) if text.is_empty() => Err(format!("required variable {name} is not set: set {name}")),
             (Some('?'), false) => Err(format!("required variable {name} is not set ({text}): set {name}")),
             _ => Err(invalid_reference()),
+        }
+    }
+
+    /// Refuses an invalid reference in text that is not used (the default of a set
+    /// variable): Compose parses the whole value before it substitutes anything.
+    fn check_syntax(&self, text: &str) -> Result<(), String> {
+        match self.interpolate(text) {
+            Err(why) if why == invalid_reference() => Err(why),
+            _ => Ok(()),
         }
     }
 
@@ -286,6 +304,8 @@ fn unescape(body: &str) -> String {
             Some('v') => out.push('\u{b}'),
             Some('\\') => out.push('\\'),
             Some('$') => out.push_str("$$"),
+            // Compose's reading: `\0` is a lone backslash (`\000` gives `\00`).
+            Some('0') => out.push('\\'),
             Some(other) => out.extend(['\\', other]),
             None => out.push('\\'),
         }
@@ -293,7 +313,9 @@ fn unescape(body: &str) -> String {
     out
 }
 
-/// Where the `}` closing an opened `${` is, counting nested braces.
+/// Where the `}` closing an opened `${` is, as Compose finds it: the one that balances
+/// every `{` and `}` after it (`${A:-{x}}` has the default `{x}`), else the last `}` of the
+/// text (`${A:-de{fault}` has the default `de{fault`).
 fn closing_brace(body: &str) -> Option<usize> {
     let mut depth = 1;
     for (i, c) in body.char_indices() {
@@ -306,7 +328,7 @@ fn closing_brace(body: &str) -> Option<usize> {
             return Some(i);
         }
     }
-    None
+    body.rfind('}')
 }
 
 /// The length of the variable name `text` starts with: `[A-Za-z_][A-Za-z0-9_]*`.
@@ -377,6 +399,16 @@ mod tests {
         assert_eq!(one("A=\"multi\nline\""), "multi\nline");
         assert_eq!(one(r#"A= " y "  # c"#), " y ");
         assert_eq!(one(r#"A="\$HOME""#), "$HOME");
+        assert_eq!(one(r#"A="x\000Y""#), "x\\00Y");
+    }
+
+    #[test]
+    fn export_counts_only_before_an_ascii_blank() {
+        let keys: Vec<String> =
+            vars("export\tA=1\nexport\u{c}B=2\nexport \u{85}C=3\n").into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["A", "B", "C"]);
+        // Compose reads the name `export\u{a0}D`; a blank inside a name is refused here.
+        assert_eq!(malformed("export\u{a0}D=4").len(), 1);
     }
 
     #[test]
@@ -414,6 +446,9 @@ mod tests {
         );
         let values: Vec<&str> = file.iter().skip(2).map(|(_, v)| v.as_str()).collect();
         assert_eq!(values, ["d", "d", "", "r", "r", "", "deepx", "{x}", "ab}"]);
+        let unbalanced = vars("A=${Q:-de fau{lt}a\nB=${Q:-x{}\nC=${Q:-$#{R:-n}}\n");
+        let values: Vec<&str> = unbalanced.iter().map(|(_, v)| v.as_str()).collect();
+        assert_eq!(values, ["de fau{lta", "x{", "$#{R:-n}"]);
     }
 
     #[test]
@@ -421,6 +456,7 @@ mod tests {
         let text = "A=1\nBAD LINE\nB/C=2\n# ok\nBARE\n=1\nC=${B:=x}\nD=${Q:?boom}\nE=\"open\nF=1\n";
         let lines: Vec<usize> = malformed(text).iter().map(|(line, _)| *line).collect();
         assert_eq!(lines, [2, 3, 5, 6, 7, 8, 9]);
+        assert_eq!(malformed("A=\"${Q:-a\\nb}\"").len(), 1, "a line break inside a reference");
     }
 
     #[test]

@@ -46,6 +46,7 @@ fn backup(cx: &Context, args: DbBackupArgs) -> Result<()> {
     let dump = db.command(cx, &["pg_dump", "--format=custom"], Input::Nothing)?;
     runner::execute(cx, Plan::default().run(dump.stdout(Sink { path: path.clone(), checksum: true })))?;
     if !cx.dry_run {
+        require_archive(&path)?;
         let size = fs::metadata(&path).with_context(|| format!("cannot read {}", path.display()))?.len();
         println!("backed up database {} to {} ({})", db.name, path.display(), human::size(size));
     }
@@ -92,6 +93,22 @@ fn list(cx: &Context, args: DbListArgs) -> Result<()> {
 fn psql(cx: &Context, args: StackArgs) -> Result<()> {
     let db = Database::locate(cx, args.prod)?;
     runner::execute(cx, Plan::default().run(db.command(cx, &["psql"], Input::Terminal)?))
+}
+
+/// A custom-format dump starts with `PGDMP`. A file without it is no backup, whatever exit
+/// code the tools reported: it is removed with its checksum, so no restore can pick it up.
+fn require_archive(path: &Path) -> Result<()> {
+    let mut head = [0u8; 5];
+    let read = fs::File::open(path).and_then(|mut file| std::io::Read::read_exact(&mut file, &mut head));
+    if read.is_ok() && &head == b"PGDMP" {
+        return Ok(());
+    }
+    let _ = fs::remove_file(sink::checksum_path(path));
+    let _ = fs::remove_file(path);
+    bail!(
+        "the dump exited 0 but wrote no pg_dump archive (no PGDMP header), so {} was removed: see pg_dump's output above",
+        path.display()
+    )
 }
 
 /// Refuses a backup whose checksum is missing or does not match, before anything runs.

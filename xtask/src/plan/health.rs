@@ -27,7 +27,7 @@ pub fn wait(cx: &Context, compose: &Step, timeout_secs: u64) -> Result<()> {
     loop {
         let containers = inspect(cx, compose);
         // Ctrl-C reaches the probes too, and stops the wait rather than timing it out.
-        runner::exit_if_interrupted();
+        runner::stop_if_interrupted()?;
         let containers = containers?;
         let failing = stopped(&containers);
         if !failing.is_empty() {

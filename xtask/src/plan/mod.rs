@@ -2,6 +2,8 @@
 //! so that `--dry-run` prints exactly what a real run executes.
 
 pub mod health;
+pub mod leftovers;
+pub mod one_off;
 pub mod run_error;
 pub mod runner;
 pub mod sink;
@@ -23,6 +25,9 @@ pub struct Step {
     pub stdin: Option<PathBuf>,
     /// Where the child's standard output goes, instead of the terminal.
     pub stdout: Option<Sink>,
+    /// What failed, said before the command line when the child fails
+    /// (`cannot build the web image`), so the error names the step, not only its argv.
+    pub failure: Option<String>,
 }
 
 /// A file that receives a child's standard output. It appears only once the child has
@@ -44,7 +49,14 @@ impl Step {
             secrets: Vec::new(),
             stdin: None,
             stdout: None,
+            failure: None,
         }
+    }
+
+    /// Names what failed when this child fails.
+    pub fn fails_as(mut self, what: impl Into<String>) -> Step {
+        self.failure = Some(what.into());
+        self
     }
 
     pub fn arg(mut self, arg: impl Into<String>) -> Step {
@@ -122,6 +134,14 @@ pub enum Task {
     /// Poll until every container of the stack that has a healthcheck is healthy;
     /// `compose` is the stack's compose command without a subcommand.
     WaitHealthy { compose: Step, timeout_secs: u64 },
+    /// Run a one-off container named `name` (`compose run --name NAME`, without `--rm`) and
+    /// trust its outcome only once the engine reports that container's own exit code;
+    /// the container is removed afterwards, whatever happened.
+    OneOff { run: Step, name: String },
+    /// Run `tasks`, then remove the containers, networks and volumes of Compose project
+    /// `project` that were not there before, whatever happened: a command that must change
+    /// nothing (`check`) leaves nothing behind.
+    Tidy { project: String, dir: PathBuf, tasks: Vec<Task> },
     /// Tell the user something once the steps before it have succeeded.
     Say(String),
 }
@@ -144,19 +164,25 @@ impl Plan {
 
     /// The plan as `--dry-run` prints it: one command a line, other tasks as `#` comments.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        for task in &self.tasks {
-            let line = match task {
-                Task::Run(step) => step.to_string() + &checksum_note(step),
-                Task::WaitHealthy { compose, timeout_secs } => {
-                    format!("# wait up to {timeout_secs}s until every healthcheck passes, polling: {compose} ps -q")
-                }
-                Task::Say(message) => format!("# then: {message}"),
-            };
-            out.push_str(&line);
-            out.push('\n');
+        self.tasks.iter().map(|task| render_task(task) + "\n").collect()
+    }
+}
+
+fn render_task(task: &Task) -> String {
+    match task {
+        Task::Run(step) => step.to_string() + &checksum_note(step),
+        Task::WaitHealthy { compose, timeout_secs } => {
+            format!("# wait up to {timeout_secs}s until every healthcheck passes, polling: {compose} ps -q")
         }
-        out
+        Task::OneOff { run, name } => one_off::render(run, name),
+        Task::Tidy { project, tasks, .. } => {
+            let inner: Vec<String> = tasks.iter().map(render_task).collect();
+            format!(
+                "# note the containers, networks and volumes of project {project}\n{}\n# then, whatever happened: remove those of project {project} that were not there before",
+                inner.join("\n")
+            )
+        }
+        Task::Say(message) => format!("# then: {message}"),
     }
 }
 

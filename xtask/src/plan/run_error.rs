@@ -9,15 +9,34 @@ use std::process::ExitCode;
 pub struct ChildFailed {
     pub command: String,
     pub code: u8,
+    /// What the step was for, when it says (`cannot build the web image`).
+    pub what: Option<String>,
 }
 
 impl fmt::Display for ChildFailed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(what) = &self.what {
+            write!(f, "{what}: ")?;
+        }
         write!(f, "`{}` failed with exit code {}", self.command, self.code)
     }
 }
 
 impl std::error::Error for ChildFailed {}
+
+/// The user pressed Ctrl-C: the command stops, its guards clean up on the way out (a
+/// scratch directory, a one-off container), and it exits with 130 as a shell reports it,
+/// without an error line: what stopped then is no failure to report.
+#[derive(Debug)]
+pub struct Interrupted;
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
 
 /// Map a process status to the code a shell would report (128 + signal when killed).
 pub fn status_code(status: std::process::ExitStatus) -> u8 {
@@ -31,6 +50,9 @@ pub fn status_code(status: std::process::ExitStatus) -> u8 {
 
 pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     let Err(error) = result else { return ExitCode::SUCCESS };
+    if error.downcast_ref::<Interrupted>().is_some() {
+        return ExitCode::from(130);
+    }
     eprintln!("error: {error:#}");
     match error.downcast_ref::<ChildFailed>() {
         Some(failed) if failed.code != 0 => ExitCode::from(failed.code),

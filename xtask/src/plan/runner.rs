@@ -1,14 +1,16 @@
 //! Carries out a plan: prints it under `--dry-run`, otherwise runs each task in order
 //! and stops at the first failure.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
 
 use anyhow::{Context as _, Result};
 
 use crate::context::Context;
-use crate::plan::run_error::{status_code, ChildFailed};
-use crate::plan::{health, sink};
+use crate::plan::leftovers::{self, Kind, KINDS};
+use crate::plan::run_error::{status_code, ChildFailed, Interrupted};
+use crate::plan::{health, one_off, sink};
 use crate::plan::{Plan, Step, Task};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -18,12 +20,13 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
-/// Exits with 130, as a shell reports Ctrl-C, once the user has pressed it: what stopped
-/// then is no failure to report.
-pub fn exit_if_interrupted() {
+/// Fails with [`Interrupted`] once the user has pressed Ctrl-C, so the command unwinds
+/// (its guards clean up) and exits with 130.
+pub fn stop_if_interrupted() -> Result<()> {
     if interrupted() {
-        std::process::exit(130);
+        return Err(Interrupted.into());
     }
+    Ok(())
 }
 
 pub fn execute(cx: &Context, plan: Plan) -> Result<()> {
@@ -31,20 +34,84 @@ pub fn execute(cx: &Context, plan: Plan) -> Result<()> {
         print!("{}", plan.render());
         return Ok(());
     }
-    for task in plan.tasks {
-        match task {
-            Task::Run(step) => run_step(cx, &step)?,
-            Task::WaitHealthy { compose, timeout_secs } => health::wait(cx, &compose, timeout_secs)?,
-            Task::Say(message) => println!("{message}"),
+    plan.tasks.into_iter().try_for_each(|task| run_task(cx, task))
+}
+
+fn run_task(cx: &Context, task: Task) -> Result<()> {
+    match task {
+        Task::Run(step) => run_step(cx, &step),
+        Task::WaitHealthy { compose, timeout_secs } => health::wait(cx, &compose, timeout_secs),
+        Task::OneOff { run, name } => run_one_off(cx, &run, &name),
+        Task::Tidy { project, dir, tasks } => {
+            let before = KINDS.map(|kind| capture(cx, &kind.list(&dir, &project)).unwrap_or_default());
+            let result = tasks.into_iter().try_for_each(|task| run_task(cx, task));
+            for (kind, before) in KINDS.into_iter().zip(before) {
+                remove_created(cx, kind, &dir, &project, &before);
+            }
+            result
+        }
+        Task::Say(message) => {
+            println!("{message}");
+            Ok(())
         }
     }
-    Ok(())
+}
+
+/// Removes the objects of `kind` that `project` has now and did not have `before`; says
+/// so when one cannot be removed (in use by a container someone else started meanwhile).
+fn remove_created(cx: &Context, kind: Kind, dir: &Path, project: &str, before: &str) {
+    let Some(after) = capture(cx, &kind.list(dir, project)) else { return };
+    let created = leftovers::created(before, &after);
+    if created.is_empty() {
+        return;
+    }
+    let remove = kind.remove(dir, &created);
+    if capture(cx, &remove).is_none() {
+        eprintln!(
+            "warning: could not remove the {} {} this command created: run `{remove}`",
+            kind.noun(),
+            created.join(" ")
+        );
+    }
 }
 
 /// Runs a child with the terminal passed through. Ctrl-C reaches the child through the
 /// terminal's process group; we only note it, so the child can stop its containers
 /// cleanly and we return when it has.
 pub fn run_step(cx: &Context, step: &Step) -> Result<()> {
+    let status = status_of(cx, step)?;
+    if status.success() {
+        return Ok(());
+    }
+    stop_if_interrupted()?;
+    Err(ChildFailed { command: step.to_string(), code: status_code(status), what: step.failure.clone() }.into())
+}
+
+/// Runs a one-off container, reads back what the engine recorded of it, then removes it;
+/// also after Ctrl-C, which only returns once the container is gone.
+fn run_one_off(cx: &Context, run: &Step, name: &str) -> Result<()> {
+    let status = status_of(cx, run);
+    let recorded = capture(cx, &one_off::inspect(run, name));
+    let remove = one_off::remove(run, name);
+    if capture(cx, &remove).is_none() && recorded.is_some() {
+        eprintln!("warning: could not remove the one-off container {name}: run `{remove}`");
+    }
+    stop_if_interrupted()?;
+    one_off::judge(run, name, status_code(status?), recorded.as_deref())
+}
+
+/// A short probe's standard output, or None when it fails.
+fn capture(cx: &Context, step: &Step) -> Option<String> {
+    if cx.verbose {
+        eprintln!("+ {step}");
+    }
+    let out =
+        duct::cmd(&step.program, &step.args).dir(&step.dir).stdout_capture().stderr_capture().unchecked().run().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs the child to completion and returns its status, whatever it is.
+fn status_of(cx: &Context, step: &Step) -> Result<std::process::ExitStatus> {
     catch_ctrl_c();
     if cx.verbose {
         eprintln!("+ {step}");
@@ -57,15 +124,10 @@ pub fn run_step(cx: &Context, step: &Step) -> Result<()> {
         expression = expression.stdin_path(path);
     }
     let not_found = || format!("cannot run `{}`: is it installed and on PATH?", step.program);
-    let status = match &step.stdout {
+    Ok(match &step.stdout {
         Some(sink) => sink::run(sink, || expression.reader().with_context(not_found))?,
         None => expression.run().with_context(not_found)?.status,
-    };
-    if status.success() {
-        return Ok(());
-    }
-    exit_if_interrupted();
-    Err(ChildFailed { command: step.to_string(), code: status_code(status) }.into())
+    })
 }
 
 fn catch_ctrl_c() {

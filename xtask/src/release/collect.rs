@@ -4,11 +4,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 
-use crate::context::Context;
+use crate::context::{unique_tag, Context};
 use crate::plan::Plan;
-use crate::stack::{self, compose::Stack};
+use crate::stack::{self, compose::Stack, OneOff};
 
 /// Where collectstatic writes inside the container (STATIC_ROOT).
 const STATIC_ROOT: &str = "/app/staticfiles";
@@ -16,8 +16,7 @@ const STATIC_ROOT: &str = "/app/staticfiles";
 /// A fresh name under `target/`, which git ignores, so the collected files never make the
 /// work tree dirty or land next to the artifacts.
 pub fn scratch_path(cx: &Context) -> Result<PathBuf> {
-    let tag = getrandom::u64().map_err(|e| anyhow!("cannot read the OS random generator: {e}"))?;
-    Ok(cx.path("target").join(format!("release-static-{tag:016x}")))
+    Ok(cx.path("target").join(format!("release-static-{}", unique_tag()?)))
 }
 
 /// Builds the production web image, then runs collectstatic in it as the current user (so
@@ -30,12 +29,9 @@ pub fn plan(cx: &Context, dir: &Path) -> Result<Plan> {
     }
     let base = stack::prepare(cx, stack)?;
     let user = format!("{}:{}", rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw());
-    let run = base
-        .clone()
-        .args(["run", "--rm", "-T", "--no-deps", "--user", &user, "-v"])
-        .arg(format!("{}:{STATIC_ROOT}", dir.display()))
-        .args(["web", "python", "manage.py", "collectstatic", "--noinput"]);
-    Ok(Plan::default().run(base.args(["build", "web"])).run(run))
+    let mount = format!("{}:{STATIC_ROOT}", dir.display());
+    let options = ["--user", user.as_str(), "-v", mount.as_str()];
+    stack::built_one_off(&base, &stack.project(cx), OneOff::NoDeps, &options, &["collectstatic", "--noinput"])
 }
 
 /// A directory removed with everything in it when dropped, on success or failure alike.

@@ -10,6 +10,7 @@ mod checksums;
 mod collect;
 mod gzip;
 mod image;
+mod lock;
 mod manifest;
 mod staging;
 mod tree;
@@ -41,6 +42,7 @@ struct Options {
     image: bool,
     level: u32,
     jobs: usize,
+    wait: lock::Wait,
 }
 
 impl Options {
@@ -58,7 +60,8 @@ impl Options {
             None => cx.path("dist"),
         };
         let static_dir = args.static_dir.as_deref().map(user_path).transpose()?;
-        Ok(Options { out, static_dir, image: args.image, level: args.level, jobs })
+        let wait = if args.no_wait { lock::Wait::No } else { lock::Wait::Yes };
+        Ok(Options { out, static_dir, image: args.image, level: args.level, jobs, wait })
     }
 }
 
@@ -82,8 +85,9 @@ pub fn release(cx: &Context, args: ReleaseArgs) -> Result<()> {
         print!("{}", describe(cx, &options, &source, static_dir));
         return Ok(());
     }
+    let out = OutDir::open(&options.out, options.wait)?;
     let entries = tree::collect(static_dir)?;
-    build(cx, &options, &source, &entries, started)
+    build(cx, &options, &source, &entries, out, started)
 }
 
 /// Without --static-dir: collectstatic into a scratch directory, archived then removed.
@@ -94,10 +98,12 @@ fn release_collected(cx: &Context, options: &Options, source: &Source, started: 
         print!("{}{}", plan.render(), describe(cx, options, source, &dir));
         return Ok(());
     }
+    let out = OutDir::open(&options.out, options.wait)?;
+    // Dropped on every way out, Ctrl-C included (the runner then returns an error).
     let scratch = collect::Scratch::create(dir)?;
     runner::execute(cx, plan)?;
     let entries = tree::collect(scratch.path())?;
-    build(cx, options, source, &entries, started)
+    build(cx, options, source, &entries, out, started)
 }
 
 /// The file writes a run would make, as `--dry-run` prints them.
@@ -122,8 +128,14 @@ struct Built {
     bytes_in: u64,
 }
 
-fn build(cx: &Context, options: &Options, source: &Source, entries: &[Entry], started: Instant) -> Result<()> {
-    let out = OutDir::open(&options.out)?;
+fn build(
+    cx: &Context,
+    options: &Options,
+    source: &Source,
+    entries: &[Entry],
+    out: OutDir,
+    started: Instant,
+) -> Result<()> {
     let sums = checksums::read(&options.out)?;
     let previous = manifest::read(&options.out)?;
     let mut built = vec![build_static(cx, options, source, entries)?];
@@ -299,19 +311,22 @@ fn progress_bar(total: Option<u64>, file: &str) -> ProgressBar {
     bar
 }
 
-/// The output directory, created if missing and removed again if the release fails then.
+/// The output directory, created if missing and removed again if the release fails then,
+/// and locked against other releases into it until dropped.
 struct OutDir {
     path: PathBuf,
     created: bool,
+    _lock: fs::File,
 }
 
 impl OutDir {
-    fn open(path: &Path) -> Result<OutDir> {
+    fn open(path: &Path, wait: lock::Wait) -> Result<OutDir> {
         let created = !path.exists();
         fs::create_dir_all(path).with_context(|| {
             format!("cannot create the output directory {}: pass a writable --out DIR", path.display())
         })?;
-        Ok(OutDir { path: path.to_path_buf(), created })
+        let lock = lock::acquire(path, wait)?;
+        Ok(OutDir { path: path.to_path_buf(), created, _lock: lock })
     }
 
     fn keep(mut self) {

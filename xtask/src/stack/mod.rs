@@ -2,15 +2,18 @@
 //! Each builds a plan of Compose invocations and hands it to the runner.
 
 pub mod compose;
+pub mod ports;
 
 use std::io::IsTerminal;
 
 use anyhow::{bail, Result};
+use xshell::cmd;
 
 use crate::cli::{DevArgs, DownArgs, LogsArgs, ManageArgs, ProdArgs, StackArgs};
 use crate::config::envfile::{self, EnvFile};
 use crate::config::preflight;
-use crate::context::Context;
+use crate::context::{unique_tag, Context};
+use crate::plan::run_error::Interrupted;
 use crate::plan::runner;
 use crate::plan::{Plan, Step, Task};
 use crate::project::Description;
@@ -24,7 +27,9 @@ const BUNDLED_DB_HOST: &str = "db";
 pub(crate) const DEPLOY_CHECK: &[&str] = &["check", "--deploy", "--fail-level", "WARNING"];
 
 pub fn dev(cx: &Context, args: DevArgs) -> Result<()> {
+    let env = load_env(cx, Stack::Dev)?;
     let base = prepare(cx, Stack::Dev)?;
+    ports::require_free(cx, Stack::Dev, &env)?;
     let mut up = base.arg("up");
     if args.build {
         up = up.arg("--build");
@@ -32,23 +37,61 @@ pub fn dev(cx: &Context, args: DevArgs) -> Result<()> {
     if args.detach {
         up = up.arg("--detach");
     }
-    runner::execute(cx, Plan::default().run(up))
+    start(cx, Stack::Dev, Plan::default().run(up))
 }
 
 pub fn prod(cx: &Context, args: ProdArgs) -> Result<()> {
     let (stack, env) = safe_prod(cx, args.with_db)?;
     tls::ensure_local(cx, &env)?;
     let base = prepare(cx, stack)?;
-    let mut plan = Plan::default();
-    if !args.no_build {
-        plan = plan.run(base.clone().arg("build"));
-    }
-    let plan = plan
-        .run(one_off(&base, OneOff::NoDeps, DEPLOY_CHECK))
+    ports::require_free(cx, stack, &env)?;
+    let built = if args.no_build {
+        confirm_web_image(cx, &base)
+    } else {
+        base.clone().arg("build").fails_as("cannot build the production images")
+    };
+    let plan = Plan::default()
+        .run(built)
+        .then(one_off(&base, &stack.project(cx), OneOff::NoDeps, &[], DEPLOY_CHECK)?)
         .run(base.clone().args(["up", "--detach", "--no-build"]))
         .then(Task::WaitHealthy { compose: base, timeout_secs: args.wait_timeout })
         .then(Task::Say(format!("the production stack is up at {}", prod_url(&env))));
-    runner::execute(cx, plan)
+    start(cx, stack, plan)
+}
+
+/// Runs a plan that starts `stack`. When it fails with containers of the stack in place
+/// (an engine error half-way, a service that never became healthy), the error names them
+/// and the command that removes them.
+fn start(cx: &Context, stack: Stack, plan: Plan) -> Result<()> {
+    let Err(error) = runner::execute(cx, plan) else { return Ok(()) };
+    // Ctrl-C is the user stopping the stack on purpose, not a failed start.
+    if error.downcast_ref::<Interrupted>().is_some() {
+        return Err(error);
+    }
+    let left = containers_of(cx, stack);
+    if left.is_empty() {
+        return Err(error);
+    }
+    let down = match stack {
+        Stack::Dev => "cargo xtask down",
+        Stack::Prod { .. } => "cargo xtask down --prod",
+    };
+    Err(error.context(format!(
+        "the {} stack did not start and left container(s) {}: remove them with `{down}`",
+        stack.suffix(),
+        left.join(", ")
+    )))
+}
+
+/// Names of the stack's containers, running or not; none when Docker cannot say.
+fn containers_of(cx: &Context, stack: Stack) -> Vec<String> {
+    let Ok(sh) = cx.shell() else { return Vec::new() };
+    let project = format!("label=com.docker.compose.project={}", stack.project(cx));
+    let format = "{{.Names}}";
+    let names = cmd!(sh, "docker ps --all --filter {project} --format {format}").quiet().ignore_stderr().read();
+    let mut names: Vec<String> = names.unwrap_or_default().split_whitespace().map(str::to_owned).collect();
+    names.sort();
+    names
 }
 
 pub fn migrate(cx: &Context, args: StackArgs) -> Result<()> {
@@ -65,12 +108,25 @@ pub fn manage(cx: &Context, args: ManageArgs) -> Result<()> {
 }
 
 pub fn down(cx: &Context, args: DownArgs) -> Result<()> {
-    let base = prepare(cx, stack_for(cx, args.prod)?)?;
+    let stack = stack_for(cx, args.prod)?;
+    let base = prepare(cx, stack)?;
     let mut down = base.arg("down");
     if args.volumes {
         down = down.arg("--volumes");
     }
-    runner::execute(cx, Plan::default().run(down))
+    runner::execute(cx, Plan::default().run(down))?;
+    // Compose removes only the services its files name now: a container started with other
+    // files (the bundled db before POSTGRES_HOST changed) stays, and Compose still exits 0.
+    let left = if cx.dry_run { Vec::new() } else { containers_of(cx, stack) };
+    if !left.is_empty() {
+        bail!(
+            "`down` left container(s) {} of project {}, from services the compose files no longer name: remove them with `docker rm --force {}`",
+            left.join(", "),
+            stack.project(cx),
+            left.join(" ")
+        );
+    }
+    Ok(())
 }
 
 pub fn logs(cx: &Context, args: LogsArgs) -> Result<()> {
@@ -89,8 +145,9 @@ pub fn ps(cx: &Context, args: StackArgs) -> Result<()> {
 }
 
 fn manage_py(cx: &Context, prod: bool, args: &[&str]) -> Result<()> {
-    let base = prepare(cx, stack_for(cx, prod)?)?;
-    runner::execute(cx, Plan::default().run(one_off(&base, OneOff::WithDeps, args)))
+    let stack = stack_for(cx, prod)?;
+    let base = prepare(cx, stack)?;
+    runner::execute(cx, built_one_off(&base, &stack.project(cx), OneOff::WithDeps, &[], args)?)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -101,17 +158,40 @@ pub(crate) enum OneOff {
     NoDeps,
 }
 
-/// `run --rm web python manage.py ARGS`. Without a terminal on stdin (CI, pipes)
-/// Compose must not try to allocate one, hence `-T`.
-pub(crate) fn one_off(base: &Step, deps: OneOff, args: &[&str]) -> Step {
-    let mut run = base.clone().args(["run", "--rm"]);
+/// Builds the web image in a step of its own, then runs `manage.py ARGS` in it as a one-off:
+/// a failed build is reported as such, never left to `compose run` to trigger.
+pub(crate) fn built_one_off(base: &Step, project: &str, deps: OneOff, options: &[&str], args: &[&str]) -> Result<Plan> {
+    Ok(Plan::default().run(build_web(base)).then(one_off(base, project, deps, options, args)?))
+}
+
+/// `build web`, whose failure names itself.
+pub(crate) fn build_web(base: &Step) -> Step {
+    base.clone().args(["build", "web"]).fails_as("cannot build the web image")
+}
+
+/// With `--no-build`, the production web image must already exist: say so before Compose
+/// would try to build it behind our back.
+fn confirm_web_image(cx: &Context, base: &Step) -> Step {
+    let image = compose::web_image(cx);
+    Step::new("docker", &base.dir)
+        .args(["image", "inspect", "--format", "{{.Id}}", &image])
+        .fails_as(format!("the web image {image} is not built: run `cargo xtask prod` without --no-build"))
+}
+
+/// `run --name NAME [OPTIONS] web python manage.py ARGS` in a container named after the
+/// stack's Compose `project`, whose own exit code is read back (see [`Task::OneOff`]).
+/// Without a terminal on stdin (CI, pipes) Compose must not try to allocate one, hence `-T`.
+pub(crate) fn one_off(base: &Step, project: &str, deps: OneOff, options: &[&str], args: &[&str]) -> Result<Task> {
+    let name = format!("{project}-oneoff-{}", unique_tag()?);
+    let mut run = base.clone().args(["run", "--name", &name]);
     if !std::io::stdin().is_terminal() {
         run = run.arg("-T");
     }
     if deps == OneOff::NoDeps {
         run = run.arg("--no-deps");
     }
-    run.args(["web", "python", "manage.py"]).args(args.iter().copied())
+    let run = run.args(options.iter().copied()).args(["web", "python", "manage.py"]).args(args.iter().copied());
+    Ok(Task::OneOff { run, name })
 }
 
 /// Everything a stack command checks before it plans: the project's description holds,
