@@ -48,10 +48,6 @@ impl Registry {
     pub fn tagged(&self, image: &str, tag: &str) -> Tagged {
         Tagged { repository: format!("{}/{image}", self.prefix), tag: tag.to_owned() }
     }
-
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
 }
 
 /// One image reference with a tag, as pushed.
