@@ -180,7 +180,8 @@ fn a_changed_image_under_a_pushed_version_is_refused_with_nothing_pushed_or_writ
     ok(&sandbox.push(&["--registry", REGISTRY], &[]));
     sandbox.take_calls();
     let before = fs::read(sandbox.path("dist/manifest.json")).unwrap();
-    let error = refused(&sandbox.push(&["--registry", REGISTRY], &[("FAKE_STATIC_ID", OTHER_ID)]));
+    let changed = [("FAKE_STATIC_ID", OTHER_ID), ("FAKE_REPO_TAGS", "0")];
+    let error = refused(&sandbox.push(&["--registry", REGISTRY], &changed));
     assert!(
         error.starts_with(&format!("error: {REGISTRY}/static:1.0.0 is already in the registry with another image (")),
         "{error}"
@@ -188,6 +189,8 @@ fn a_changed_image_under_a_pushed_version_is_refused_with_nothing_pushed_or_writ
     assert!(error.ends_with("a pushed version is never replaced; pass another --version"), "{error}");
     let calls = sandbox.take_calls();
     assert!(!calls.iter().any(|c| c.starts_with("docker push") || c.starts_with("docker tag")), "{calls:?}");
+    // The refused static image, which no tag names, is removed again.
+    assert_eq!(calls.last().unwrap(), &format!("docker rmi {OTHER_ID}"), "{calls:?}");
     assert_eq!(fs::read(sandbox.path("dist/manifest.json")).unwrap(), before);
     assert_eq!(fs::read_dir(sandbox.root().join("target")).unwrap().count(), 0, "the build context is left");
 }

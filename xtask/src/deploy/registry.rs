@@ -127,6 +127,14 @@ pub fn local_id(cx: &Context, image: &str) -> Result<String> {
     Ok(id)
 }
 
+/// Removes the local image `id` when no tag names it (best effort: a failure changes nothing).
+pub fn remove_if_untagged(cx: &Context, id: &str) {
+    let tags = Step::new("docker", &cx.root).args(["image", "inspect", "--format", "{{len .RepoTags}}", id]);
+    if matches!(capture(cx, &tags), Ok((true, count, _)) if count.trim() == "0") {
+        let _ = capture(cx, &Step::new("docker", &cx.root).args(["rmi", id]));
+    }
+}
+
 /// What the registry has under `tagged`; `None` when it has no such manifest.
 pub fn remote(cx: &Context, tagged: &Tagged) -> Result<Option<Remote>> {
     let (ok, stdout, stderr) = capture(cx, &inspect(&cx.root, tagged))?;

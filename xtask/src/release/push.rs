@@ -98,10 +98,13 @@ impl Push {
         let static_id = read_id(&self.id_file())?;
         let images = self.images(cx, version, &static_id);
         let ids = [web_id, static_id];
-        let mut decisions = Vec::new();
-        for (image, id) in images.iter().zip(&ids) {
-            decisions.push(registry::decide(&image.tagged, id, registry::remote(cx, &image.tagged)?)?);
-        }
+        let decided: Result<Vec<Decision>> = images
+            .iter()
+            .zip(&ids)
+            .map(|(image, id)| registry::decide(&image.tagged, id, registry::remote(cx, &image.tagged)?))
+            .collect();
+        // Refused: the static image just built is not left behind, unless something names it.
+        let decisions = decided.inspect_err(|_| registry::remove_if_untagged(cx, &ids[1]))?;
         let wanted: Vec<bool> = decisions.iter().map(|d| *d == Decision::Push).collect();
         runner::execute(cx, self.push_plan(cx, &images, &wanted))?;
         drop(scratch);
