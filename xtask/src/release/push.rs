@@ -63,15 +63,14 @@ impl Push {
     pub fn describe(&self, cx: &Context, version: &str, tarball: &Path) -> String {
         let images = self.images(cx, version, "STATIC_IMAGE_ID");
         let mut text = format!(
-            "# then: copy {} and {} into {}\n{}",
+            "{}\n# then: copy {} and {} into {}\n{}",
+            registry::image_id_step(&cx.root, &images[0].local),
             tarball.display(),
             cx.path(NGINX_CONF).display(),
             self.context.display(),
             Plan::default().run(self.build(cx)).render()
         );
         text += &format!("# STATIC_IMAGE_ID below: the image id written to {}\n", self.id_file().display());
-        text += &registry::image_id_step(&cx.root, &images[0].local).to_string();
-        text += "\n";
         for image in &images {
             text += &format!("{}\n", registry::inspect(&cx.root, &image.tagged));
         }
@@ -98,13 +97,7 @@ impl Push {
         let static_id = read_id(&self.id_file())?;
         let images = self.images(cx, version, &static_id);
         let ids = [web_id, static_id];
-        let decided: Result<Vec<Decision>> = images
-            .iter()
-            .zip(&ids)
-            .map(|(image, id)| registry::decide(&image.tagged, id, registry::remote(cx, &image.tagged)?))
-            .collect();
-        // Refused: the static image just built is not left behind, unless something names it.
-        let decisions = decided.inspect_err(|_| registry::remove_if_untagged(cx, &ids[1]))?;
+        let decisions = check_tags(cx, &images, &ids)?;
         let wanted: Vec<bool> = decisions.iter().map(|d| *d == Decision::Push).collect();
         runner::execute(cx, self.push_plan(cx, &images, &wanted))?;
         drop(scratch);
@@ -176,6 +169,18 @@ impl Push {
         fs::copy(cx.path(NGINX_CONF), &conf).with_context(|| format!("cannot copy {NGINX_CONF}"))?;
         Ok(())
     }
+}
+
+/// What to do with each image's tag, asked of the registry for all of them before any push.
+/// On a refusal the static image just built (the last of `ids`) is not left behind, unless
+/// a tag names it.
+fn check_tags(cx: &Context, images: &[Image], ids: &[String]) -> Result<Vec<Decision>> {
+    let decided: Result<Vec<Decision>> = images
+        .iter()
+        .zip(ids)
+        .map(|(image, id)| registry::decide(&image.tagged, id, registry::remote(cx, &image.tagged)?))
+        .collect();
+    decided.inspect_err(|_| registry::remove_if_untagged(cx, ids.last().expect("there are images")))
 }
 
 /// Does not trust `docker push`'s exit code alone: the registry must now hold `id` under
