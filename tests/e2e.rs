@@ -22,6 +22,8 @@ mod failures;
 mod harness;
 #[path = "e2e/http.rs"]
 mod http;
+#[path = "e2e/push.rs"]
+mod push;
 
 use std::fs;
 use std::io::Read;
@@ -316,6 +318,9 @@ fn a_release_verifies_and_its_image_loads_as_the_one_prod_ran() {
     project.remove_later(tag);
     assert_eq!(tag, format!("{}:latest", project.web_image()));
     assert_eq!(docker_ok(&["image", "inspect", "--format", "{{.Id}}", tag]), running);
+
+    // The same release pushed to a registry (scenario push), from the image loaded back.
+    push::release_push(&project, "1.2.3");
 }
 
 // --- scenario 5: preflight ---------------------------------------------------------------

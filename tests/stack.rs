@@ -1,5 +1,5 @@
 //! The stacks checked with the real tools: Compose v2 validates the dev, prod and
-//! prod+db configurations, hadolint lints the Dockerfile, nginx checks and serves the
+//! prod+db configurations, hadolint lints the Dockerfiles, nginx checks and serves the
 //! nginx conf, the Django tests run against SQLite and PostgreSQL, and the production preflight
 //! refuses the example env file but accepts a generated one. `cargo xtask ci` runs each
 //! as its own step (the `stack_check::` names).
@@ -197,7 +197,9 @@ mod stack_check {
     #[test]
     fn hadolint_dockerfile() {
         let hadolint = ok(tools::hadolint());
-        assert_success(Command::new(hadolint).arg("docker/Dockerfile").current_dir(root()));
+        for dockerfile in ["docker/Dockerfile", "docker/static.Dockerfile"] {
+            assert_success(Command::new(&hadolint).arg(dockerfile).current_dir(root()));
+        }
     }
 
     /// A script of tests/django/, its output passed through.

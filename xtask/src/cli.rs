@@ -172,6 +172,13 @@ pub struct ReleaseArgs {
     /// Fail at once when another release is writing into the same --out, instead of waiting for it
     #[arg(long)]
     pub no_wait: bool,
+    /// Also push the web image and a static nginx image, tagged with the version, and record
+    /// their digests in manifest.json
+    #[arg(long)]
+    pub push: bool,
+    /// Where --push pushes: a repository prefix such as 127.0.0.1:5000/shop [default: $REGISTRY]
+    #[arg(long, value_name = "REPOSITORY")]
+    pub registry: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -3,7 +3,8 @@
 //!
 //! The modules follow the pipeline: [`project`] describes the Django project, [`config`]
 //! writes and checks the env files, [`tls`] provides the certificates nginx serves,
-//! [`stack`] runs the dev and prod stacks, [`release`] builds and verifies the artifacts,
+//! [`stack`] runs the dev and prod stacks, [`release`] builds and verifies the artifacts
+//! (and pushes the images to the registry of [`deploy`]),
 //! [`db`] backs up and restores the database, and [`ci`] runs every check with the
 //! [`tools`] it installs; [`new`] starts a repository of its own from this one.
 
@@ -13,6 +14,7 @@ pub mod clock;
 pub mod config;
 pub mod context;
 pub mod db;
+pub mod deploy;
 pub mod new;
 pub mod plan;
 pub mod project;

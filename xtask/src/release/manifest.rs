@@ -2,6 +2,7 @@
 //! the latest release; `earlier` keeps the records of the releases already there, so that
 //! every line of SHA256SUMS is described by one artifact of the manifest.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context as _, Result};
@@ -24,6 +25,10 @@ pub struct Release {
     pub git_commit: String,
     pub source_date_epoch: u64,
     pub artifacts: Vec<Artifact>,
+    /// With `--push`: per image (`web`, `static`) the registry's name for it,
+    /// `repository@sha256:digest`, which nodes pull.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub images: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,7 +49,8 @@ impl Manifest {
     /// `latest` on top of what `previous` recorded. A record of the same name and version
     /// is replaced, but its artifacts that this run did not make (the image, when a version
     /// is released again without `--image`) stay in it: they stay published, and in
-    /// SHA256SUMS. Earlier records are sorted so the file does not depend on history order.
+    /// SHA256SUMS. So do its pushed images when this run pushed none. Earlier records are
+    /// sorted so the file does not depend on history order.
     pub fn merge(previous: Option<Manifest>, mut latest: Release) -> Manifest {
         let mut earlier: Vec<Release> = previous.map(|m| [vec![m.latest], m.earlier].concat()).unwrap_or_default();
         let same = |r: &Release| (&r.name, &r.version) == (&latest.name, &latest.version);
@@ -55,6 +61,9 @@ impl Manifest {
             .filter(|old| latest.artifacts.iter().all(|new| new.file != old.file))
             .cloned()
             .collect();
+        if latest.images.is_empty() {
+            latest.images = earlier.iter().filter(|r| same(r)).flat_map(|r| r.images.clone()).collect();
+        }
         earlier.retain(|r| !same(r));
         latest.artifacts.extend(kept);
         earlier.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
@@ -101,6 +110,7 @@ mod tests {
             git_commit: "c0".repeat(20),
             source_date_epoch: 7,
             artifacts: vec![artifact],
+            images: BTreeMap::new(),
         }
     }
 
@@ -113,6 +123,17 @@ mod tests {
         let again = Manifest::merge(Some(second), release("1.0.0"));
         assert_eq!(again.earlier.len(), 1);
         assert_eq!(again.artifacts().count(), 2);
+    }
+
+    #[test]
+    fn pushed_images_stay_recorded_when_the_version_is_released_again_without_push() {
+        let mut pushed = release("1.0.0");
+        pushed.images.insert("web".into(), format!("r/web@sha256:{}", "0".repeat(64)));
+        let first = Manifest::merge(None, pushed.clone());
+        assert!(first.to_json().contains("\"images\": {\n    \"web\": \"r/web@sha256:"), "{}", first.to_json());
+        let again = Manifest::merge(Some(first), release("1.0.0"));
+        assert_eq!(again.latest.images, pushed.images);
+        assert!(!Manifest::merge(None, release("1.0.0")).to_json().contains("images"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `cargo xtask release`: archive the static files (and optionally the production image)
 //! reproducibly, then record them in SHA256SUMS and manifest.json. Every artifact is complete
-//! before any is published, so a failed release leaves the output directory as it was.
+//! before any is published, so a failed release leaves the output directory as it was. With
+//! `--push` the images are pushed between the two, so manifest.json can name their digests.
 //!
 //! Paths given on the command line are relative to the current directory, like any
 //! command's; the default output directory is `dist/` under the project root.
@@ -12,11 +13,13 @@ mod gzip;
 mod image;
 mod lock;
 mod manifest;
+mod push;
 mod staging;
 mod tree;
 pub mod verify;
 mod version;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -35,6 +38,9 @@ use crate::plan::runner;
 use crate::sha256::{self, HashingWriter};
 use crate::stack::compose;
 
+/// The images `--push` pushes, by the names manifest.json records them under.
+pub const IMAGE_KINDS: [&str; 2] = ["static", "web"];
+
 /// What the command line asks for, checked and with paths made absolute.
 struct Options {
     out: PathBuf,
@@ -43,6 +49,7 @@ struct Options {
     level: u32,
     jobs: usize,
     wait: lock::Wait,
+    push: Option<push::Push>,
 }
 
 impl Options {
@@ -61,7 +68,8 @@ impl Options {
         };
         let static_dir = args.static_dir.as_deref().map(user_path).transpose()?;
         let wait = if args.no_wait { lock::Wait::No } else { lock::Wait::Yes };
-        Ok(Options { out, static_dir, image: args.image, level: args.level, jobs, wait })
+        let push = push::Push::from_args(cx, args)?;
+        Ok(Options { out, static_dir, image: args.image, level: args.level, jobs, wait, push })
     }
 }
 
@@ -114,6 +122,9 @@ fn describe(cx: &Context, options: &Options, source: &Source, static_dir: &Path)
         let image = compose::web_image(cx);
         text += &format!("# then: docker save {image}, compressed into {out}/{}\n", file_name(cx, source, "image"));
     }
+    if let Some(push) = &options.push {
+        text += &push.describe(cx, &source.version, &options.out.join(file_name(cx, source, "static")));
+    }
     text + &format!("# then: add them to {out}/{} and {out}/{}\n", checksums::FILE_NAME, manifest::FILE_NAME)
 }
 
@@ -147,12 +158,20 @@ fn build(
         bail!("interrupted: nothing was published");
     }
     let fresh = unpublished(&options.out, &built)?;
+    let images = match &options.push {
+        Some(push) => {
+            let tarball = &mut built[0];
+            push.run(cx, &source.version, tarball.staged.file(), &tarball.artifact.sha256)?
+        }
+        None => BTreeMap::new(),
+    };
     let release = Release {
         name: cx.name.clone(),
         version: source.version.clone(),
         git_commit: source.commit.clone(),
         source_date_epoch: source.epoch,
         artifacts: built.iter().map(|b| b.artifact.clone()).collect(),
+        images,
     };
     let bytes_in = built.iter().map(|b| b.bytes_in).sum();
     let manifest = Manifest::merge(previous, release);

@@ -1,6 +1,7 @@
 //! `cargo xtask verify [DIR]`: re-hashes every artifact that SHA256SUMS or manifest.json
 //! lists, checks that the two lists agree, and names each mismatching, missing or unlisted
-//! file. Any problem makes the command fail.
+//! file, and each pushed image not recorded as `repository@sha256:digest`. Any problem
+//! makes the command fail.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -12,9 +13,10 @@ use anyhow::{anyhow, bail, Context as _, Result};
 
 use crate::cli::VerifyArgs;
 use crate::context::Context;
+use crate::deploy::registry;
 use crate::release::checksums::{self, Sums};
 use crate::release::manifest::{self, Artifact, Manifest};
-use crate::release::user_path;
+use crate::release::{user_path, IMAGE_KINDS};
 use crate::sha256;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +38,12 @@ enum Problem {
         file: String,
         detail: String,
     },
+    /// A pushed image recorded as something other than `repository@sha256:digest`.
+    BadImage {
+        version: String,
+        kind: String,
+        detail: String,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -45,6 +53,7 @@ impl fmt::Display for Problem {
             Problem::Missing { file } => write!(f, "missing: {file}"),
             Problem::Unlisted { file } => write!(f, "unlisted: {file}"),
             Problem::Disagree { file, detail } => write!(f, "disagree: {file} ({detail})"),
+            Problem::BadImage { version, kind, detail } => write!(f, "bad image: {kind} of {version} ({detail})"),
         }
     }
 }
@@ -87,6 +96,7 @@ fn problems(dir: &Path, sums: &Sums, manifest: &Manifest) -> Result<Vec<Problem>
     for &file in &listed {
         problems.extend(check(dir, file, sums.get(file), described.get(file).copied()));
     }
+    problems.extend(image_problems(manifest));
     for file in files_in(dir)? {
         let known = listed.contains(file.as_str()) || file == checksums::FILE_NAME || file == manifest::FILE_NAME;
         if !known {
@@ -126,6 +136,26 @@ fn check(dir: &Path, file: &str, sum: Option<&String>, artifact: Option<&Artifac
         },
     }
     problems
+}
+
+/// The pushed images of every release that are not one of ours pinned by digest.
+fn image_problems(manifest: &Manifest) -> Vec<Problem> {
+    let releases = std::iter::once(&manifest.latest).chain(&manifest.earlier);
+    let images = releases.flat_map(|r| r.images.iter().map(move |(kind, reference)| (&r.version, kind, reference)));
+    let problem = |version: &str, kind: &str, detail: String| Problem::BadImage {
+        version: version.to_owned(),
+        kind: kind.to_owned(),
+        detail,
+    };
+    images
+        .filter_map(|(version, kind, reference)| {
+            if !IMAGE_KINDS.contains(&kind.as_str()) {
+                return Some(problem(version, kind, format!("not one of {}", IMAGE_KINDS.join(", "))));
+            }
+            let why = registry::check_pinned(reference).err()?;
+            Some(problem(version, kind, format!("{reference:?}: {why}")))
+        })
+        .collect()
 }
 
 fn disagree(file: &str, detail: &str) -> Problem {

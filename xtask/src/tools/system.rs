@@ -1,6 +1,6 @@
 //! The programs that come from Debian packages (nginx, curl, openssl, Chromium, the PostgreSQL server,
-//! debootstrap, Python's venv): found or reported together with the one `apt-get install` line that
-//! adds every missing one.
+//! debootstrap, the image registry, Python's venv): found or reported together with the one
+//! `apt-get install` line that adds every missing one.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -46,6 +46,9 @@ pub const CERTUTIL: SystemTool =
 /// Makes the nginx checks' throwaway certificate and inspects TLS handshakes.
 pub const OPENSSL: SystemTool =
     SystemTool { name: "openssl", package: "openssl", probe: Probe::Program("openssl", &[]) };
+/// The image registry (the distribution project's) that `release --push` is tested against.
+pub const DOCKER_REGISTRY: SystemTool =
+    SystemTool { name: "docker-registry", package: "docker-registry", probe: Probe::Program("docker-registry", &[]) };
 pub const DEBOOTSTRAP: SystemTool =
     SystemTool { name: "debootstrap", package: "debootstrap", probe: Probe::Program("debootstrap", SBIN) };
 /// `python3 -m venv` needs ensurepip, which Debian splits out of python3.
