@@ -12,6 +12,8 @@
 //! PYTHON_IMAGE, POSTGRES_IMAGE, NGINX_IMAGE, PIP_INDEX_URL and BUILD_NETWORK variables,
 //! so the compose files and the Dockerfile are the ones users run.
 
+#[path = "e2e/acme.rs"]
+mod acme;
 #[path = "e2e/adopt.rs"]
 mod adopt;
 #[path = "e2e/browser.rs"]
@@ -436,6 +438,71 @@ fn https_serves_the_local_certificate_then_the_users_own_files() {
         assert_eq!(served_subject(site, &own).as_deref(), Some(generation), "{generation} is not served");
         assert_eq!(http::get(Site::tls(site.port, &own), "/").unwrap().status, 200);
     }
+}
+
+// --- scenario: acme ----------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs a Docker engine; run with --ignored"]
+fn acme_obtains_a_certificate_from_pebble_and_renews_it_without_dropping_a_request() {
+    let project = Project::new("acme");
+    let (http, https) = (harness::free_port(), harness::free_port());
+    let pebble = acme::Pebble::start(http);
+    project.ok(&["init", "--prod", "--host", acme::HOST, "--tls", "acme"]);
+    let api_ca = pebble.api_ca.to_string_lossy().into_owned();
+    let settings = [
+        ("HTTP_PORT", http.to_string()),
+        ("HTTPS_PORT", https.to_string()),
+        ("GUNICORN_WORKERS", "2".to_owned()),
+        ("ACME_EMAIL", "admin@example.com".to_owned()),
+        ("ACME_DIRECTORY_URL", pebble.directory_url.clone()),
+        ("ACME_CA_BUNDLE", api_ca),
+        ("CERTBOT_IMAGE", acme::certbot_image()),
+    ];
+    for (key, value) in &settings {
+        project.set_env(".env.prod", key, value);
+    }
+    project.timed("cold start to healthy", &["prod", "--with-db"]);
+
+    // nginx started on the bootstrap certificate; certbot's from pebble replaces it.
+    let root = pebble.root();
+    let started = Instant::now();
+    let first = wait_for(Duration::from_secs(120), Duration::from_millis(250), || acme::served(https, &root));
+    let first = first.unwrap_or_else(|| panic!("no certificate from pebble for {} within 120s", acme::HOST));
+    timing("acme: healthy to pebble's certificate served", started.elapsed());
+    assert!(first.issuer.contains("Pebble Intermediate CA"), "{first:?}");
+
+    // A forced renewal while requests run: nginx reloads, nothing fails, nginx is not restarted.
+    let nginx = project.container("prod", "nginx");
+    let state = || docker_ok(&["inspect", "--format", "{{.State.StartedAt}} {{.RestartCount}} {{.State.Pid}}", &nginx]);
+    let before = state();
+    let requests = acme::RequestLoop::start(https, &root, 5000, Duration::from_secs(150));
+    sleep(Duration::from_secs(1));
+    let started = Instant::now();
+    project.ok(&["tls", "renew", "--force"]);
+    let renewed = wait_for(Duration::from_secs(60), Duration::from_millis(100), || {
+        acme::served(https, &root).filter(|s| s.serial != first.serial)
+    });
+    let renewed = renewed.unwrap_or_else(|| panic!("the renewed certificate was not served within 60s ({first:?})"));
+    timing("acme: forced renewal to the new certificate served", started.elapsed());
+    sleep(Duration::from_secs(2));
+    let (ok, failed) = requests.stop();
+    eprintln!("e2e: acme: {} requests during the renewal, {} failed", ok as usize + failed.len(), failed.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        ok as usize + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(ok >= 20, "only {ok} requests ran during the renewal");
+    assert!(renewed.issuer.contains("Pebble Intermediate CA"), "{renewed:?}");
+    assert_eq!(state(), before, "nginx was restarted rather than reloaded");
+    let logs = docker(&["logs", &nginx]);
+    assert!(text(&logs.stderr).contains("acme-watch: new certificate"), "no reload in nginx's log");
+
+    project.ok(&["down", "--prod", "--volumes"]);
+    assert_stack_gone(&project, "prod");
 }
 
 /// Headless Chromium, trusting the project's CA: logs into the admin (styled by its CSS

@@ -3,7 +3,7 @@
 #
 # usage: tests/e2e/support/certbot-image.sh
 #
-# Prints the image to use as CERTBOT_IMAGE on stdout: CERTBOT_IMAGE itself (default
+# Prints CERTBOT_IMAGE=<the image to use> on stdout: CERTBOT_IMAGE itself (default
 # certbot/certbot) when it is present locally or can be pulled, else a local stand-in,
 # xtask-e2e/certbot:bookworm: a Debian bookworm root filesystem with Debian's certbot
 # package (debootstrap, imported with `docker import`), with the official image's
@@ -42,7 +42,7 @@ flock 9
 
 if [ "${E2E_FORCE_STANDINS:-0}" != 1 ]; then
     if have_image "$WANT" || timeout 120 docker pull -q "$WANT" >/dev/null 2>&1; then
-        echo "$WANT"
+        echo "CERTBOT_IMAGE=$WANT"
         exit 0
     fi
     log "$WANT is not available; using a local stand-in"
@@ -50,7 +50,7 @@ fi
 
 key=$(printf '%s\n' "$SUITE" "$RECIPE" "${PACKAGES[@]}" | sha256sum | cut -c1-16)
 if have_image "$TAG" && [ "$(docker image inspect --format "{{index .Config.Labels \"$LABEL\"}}" "$TAG")" = "$key" ]; then
-    echo "$TAG"
+    echo "CERTBOT_IMAGE=$TAG"
     exit 0
 fi
 
@@ -111,4 +111,4 @@ docker import \
     --message "Debian $SUITE with certbot, a stand-in for certbot/certbot" \
     "$tar" "$TAG" >/dev/null
 [ -z "$old" ] || [ "$old" = "$(docker image inspect --format '{{.Id}}' "$TAG")" ] || docker rmi "$old" >/dev/null 2>&1 || true
-echo "$TAG"
+echo "CERTBOT_IMAGE=$TAG"
