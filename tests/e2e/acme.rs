@@ -189,7 +189,7 @@ pub fn served(https_port: u16, root: &Path) -> Option<Served> {
         .stdout(Stdio::piped())
         .spawn()
         .ok()?;
-    std::io::Write::write_all(&mut x509.stdin.take()?, said[begin..end].as_bytes()).ok()?;
+    std::io::Write::write_all(&mut x509.stdin.take()?, &said.as_bytes()[begin..end]).ok()?;
     let fields = text(&x509.wait_with_output().ok()?.stdout);
     let field = |name: &str| fields.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_owned());
     Some(Served { serial: field("serial=")?, issuer: field("issuer=")? })
