@@ -54,26 +54,16 @@ if have_image "$TAG" && [ "$(docker image inspect --format "{{index .Config.Labe
     exit 0
 fi
 
-host_mirror() {
-    local uri
-    uri=$(awk 'tolower($1)=="uris:" { for (i = 2; i <= NF; i++) print $i }' \
-            /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -E '/debian/?$' | head -n1 || true)
-    if [ -z "$uri" ]; then
-        uri=$(grep -hsE '^deb\s' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
-                | sed -E 's/^deb\s+(\[[^]]*\]\s+)?//' | awk '{print $1}' \
-                | grep -E '/debian/?$' | head -n1 || true)
-    fi
-    echo "${uri:-http://deb.debian.org/debian}"
-}
+# shellcheck source=tests/e2e/support/debian.sh
+source "$here/debian.sh"
 
 tar="$cache/certbot-$SUITE-$key.tar"
 if [ ! -s "$tar" ]; then
     [ "$(id -u)" = 0 ] || die "building the certbot stand-in needs root (debootstrap)"
-    command -v debootstrap >/dev/null \
-        || DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -y -q install debootstrap >&2
+    ensure_debootstrap
     find "$cache" -maxdepth 1 -name "certbot-$SUITE-*.tar*" -delete
     work=$(mktemp -d "$cache/certbot.XXXXXX")
-    trap 'umount -l "'"$work"'"/root/proc "'"$work"'"/root/sys 2>/dev/null; rm -rf "'"$work"'"' EXIT
+    trap 'unmount_under "'"$work"'"; rm -rf "'"$work"'"' EXIT
     mirror="${E2E_DEBIAN_MIRROR:-$(host_mirror)}"
     log "debootstrap $SUITE with ${PACKAGES[*]} from $mirror"
     t0=$SECONDS
@@ -84,6 +74,7 @@ if [ ! -s "$tar" ]; then
         tail -n 30 "$work/debootstrap.log" >&2
         die "debootstrap failed (log: $cache/certbot-debootstrap.log)"
     fi
+    unmount_under "$work/root"
     log "debootstrap took $((SECONDS - t0))s"
     r="$work/root"
     rm -rf "$r"/var/cache/apt/archives/*.deb "$r"/var/cache/apt/*.bin "$r"/var/lib/apt/lists/* \

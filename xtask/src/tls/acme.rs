@@ -95,21 +95,11 @@ pub fn public_ca_issues_for(host: &str) -> bool {
 /// The ACME settings' problems: the email, the directory URL, the CA bundle, and every
 /// ALLOWED_HOSTS name the CA cannot issue for over http-01.
 pub fn check(root: &Path, env: &EnvFile, found: &mut Findings) {
-    if value(env, EMAIL_VAR).is_none_or(|v| !v.contains('@')) {
-        let how = match env.get(EMAIL_VAR).map(|e| e.value.trim()) {
-            None => "is missing".to_owned(),
-            Some("") => "is empty".to_owned(),
-            Some(v) => format!("is {v:?}, not an email address"),
-        };
-        let fix = "set it to the address the CA sends expiry notices to, e.g. ACME_EMAIL=admin@example.com";
-        found.problem(env, EMAIL_VAR, format!("{EMAIL_VAR} {how} (TLS_MODE=acme): {fix}"));
-    }
+    check_email(env, found);
     let directory = value(env, DIRECTORY_VAR);
-    if let Some(url) = &directory {
-        if !url.starts_with("https://") {
-            let fix = format!("use the CA's https:// directory URL, or unset it for Let's Encrypt ({LETS_ENCRYPT})");
-            found.problem(env, DIRECTORY_VAR, format!("{DIRECTORY_VAR}={url} is not an https:// URL: {fix}"));
-        }
+    if let Some(url) = directory.as_ref().filter(|url| !url.starts_with("https://")) {
+        let fix = format!("use the CA's https:// directory URL, or unset it for Let's Encrypt ({LETS_ENCRYPT})");
+        found.problem(env, DIRECTORY_VAR, format!("{DIRECTORY_VAR}={url} is not an https:// URL: {fix}"));
     }
     if let Some(bundle) = value(env, CA_BUNDLE_VAR) {
         if let Err(e) = std::fs::File::open(root.join(&bundle)) {
@@ -117,14 +107,32 @@ pub fn check(root: &Path, env: &EnvFile, found: &mut Findings) {
             found.problem(env, CA_BUNDLE_VAR, format!("{CA_BUNDLE_VAR}={bundle}: {e}: {fix}"));
         }
     }
+    check_hosts(env, directory.is_some(), found);
+}
+
+fn check_email(env: &EnvFile, found: &mut Findings) {
+    let how = match env.get(EMAIL_VAR).map(|e| e.value.trim()) {
+        None => "is missing".to_owned(),
+        Some("") => "is empty".to_owned(),
+        Some(v) if !v.contains('@') => format!("is {v:?}, not an email address"),
+        Some(_) => return,
+    };
+    let fix = "set it to the address the CA sends expiry notices to, e.g. ACME_EMAIL=admin@example.com";
+    found.problem(env, EMAIL_VAR, format!("{EMAIL_VAR} {how} (TLS_MODE=acme): {fix}"));
+}
+
+/// http-01 proves one name at a time; a public CA issues only for public names, while a
+/// CA of one's own (`own_ca`) may issue for any.
+fn check_hosts(env: &EnvFile, own_ca: bool, found: &mut Findings) {
     for host in crate::tls::hosts(env) {
-        if host.starts_with('.') {
-            let message = format!("ALLOWED_HOSTS name {host} stands for every subdomain, which http-01 cannot prove (TLS_MODE=acme): list each name, e.g. {0},www{host}, or use TLS_MODE=files with a wildcard certificate", host.trim_start_matches('.'));
-            found.problem(env, "ALLOWED_HOSTS", message);
-        } else if directory.is_none() && !public_ca_issues_for(&host) {
-            let message = format!("no public CA issues a certificate for ALLOWED_HOSTS name {host} (TLS_MODE=acme): use TLS_MODE=local for it, or set {DIRECTORY_VAR} to a CA that does");
-            found.problem(env, "ALLOWED_HOSTS", message);
-        }
+        let message = if let Some(domain) = host.strip_prefix('.') {
+            format!("ALLOWED_HOSTS name {host} stands for every subdomain, which http-01 cannot prove (TLS_MODE=acme): list each name, e.g. {domain},www{host}, or use TLS_MODE=files with a wildcard certificate")
+        } else if !own_ca && !public_ca_issues_for(&host) {
+            format!("no public CA issues a certificate for ALLOWED_HOSTS name {host} (TLS_MODE=acme): use TLS_MODE=local for it, or set {DIRECTORY_VAR} to a CA that does")
+        } else {
+            continue;
+        };
+        found.problem(env, "ALLOWED_HOSTS", message);
     }
 }
 
