@@ -498,8 +498,17 @@ fn acme_obtains_a_certificate_from_pebble_and_renews_it_without_dropping_a_reque
     assert!(ok >= 20, "only {ok} requests ran during the renewal");
     assert!(renewed.issuer.contains("Pebble Intermediate CA"), "{renewed:?}");
     assert_eq!(state(), before, "nginx was restarted rather than reloaded");
-    let logs = docker(&["logs", &nginx]);
-    assert!(text(&logs.stderr).contains("acme-watch: new certificate"), "no reload in nginx's log");
+    let logs = text(&docker(&["logs", &nginx]).stderr);
+    assert!(
+        logs.contains("acme-watch: serving /etc/nginx/tls/fullchain.pem"),
+        "nginx did not start on the bootstrap pair"
+    );
+    assert!(logs.contains("acme-watch: new certificate"), "no reload in nginx's log");
+
+    // A restarted nginx starts on certbot's certificate, not on the bootstrap pair.
+    docker_ok(&["restart", &nginx]);
+    let again = wait_for(Duration::from_secs(30), Duration::from_millis(250), || acme::served(https, &root));
+    assert_eq!(again.as_ref(), Some(&renewed), "after a restart nginx serves another certificate");
 
     project.ok(&["down", "--prod", "--volumes"]);
     assert_stack_gone(&project, "prod");
