@@ -479,7 +479,7 @@ fn acme_obtains_a_certificate_from_pebble_and_renews_it_without_dropping_a_reque
     let requests = acme::RequestLoop::start(https, &root, 5000, Duration::from_secs(150));
     sleep(Duration::from_secs(1));
     let started = Instant::now();
-    project.ok(&["tls", "renew", "--force"]);
+    let renew = project.ok(&["tls", "renew", "--force"]);
     let renewed = wait_for(Duration::from_secs(60), Duration::from_millis(100), || {
         acme::served(https, &root).filter(|s| s.serial != first.serial)
     });
@@ -504,6 +504,11 @@ fn acme_obtains_a_certificate_from_pebble_and_renews_it_without_dropping_a_reque
         "nginx did not start on the bootstrap pair"
     );
     assert!(logs.contains("acme-watch: new certificate"), "no reload in nginx's log");
+
+    // No key in what the xtask, certbot or nginx said.
+    let certbot = docker(&["logs", &project.container("prod", "certbot")]);
+    let said = [text(&renew.stdout), text(&renew.stderr), text(&certbot.stdout), text(&certbot.stderr), logs];
+    assert!(said.iter().all(|s| !s.contains("PRIVATE KEY")), "a private key was printed");
 
     // A restarted nginx starts on certbot's certificate, not on the bootstrap pair.
     docker_ok(&["restart", &nginx]);
