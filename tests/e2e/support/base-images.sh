@@ -127,11 +127,7 @@ build_rootfs_tar() {
         "$r"/usr/lib/postgresql/*/lib/llvmjit* "$r"/usr/lib/postgresql/*/lib/bitcode \
         "$r"/usr/lib/x86_64-linux-gnu/libLLVM-* \
         "$r"/etc/hostname "$r"/etc/resolv.conf "$r"/var/log/*.log "$r"/var/log/apt/*
-    tar --numeric-owner --one-file-system -C "$r" \
-        --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' --exclude='./run/*' \
-        --exclude='./tmp/*' --exclude='./debootstrap' \
-        -cf "$tar.partial" .
-    mv "$tar.partial" "$tar"
+    write_rootfs_tar "$r" "$tar"
     rm -rf "$work"
     trap - EXIT
 }

@@ -82,11 +82,7 @@ if [ ! -s "$tar" ]; then
         "$r"/etc/hostname "$r"/etc/resolv.conf "$r"/var/log/*.log "$r"/var/log/apt/*
     # Debian's package renews through a systemd timer or cron; the stack's service does it.
     rm -f "$r"/etc/cron.d/certbot
-    tar --numeric-owner --one-file-system -C "$r" \
-        --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' --exclude='./run/*' \
-        --exclude='./tmp/*' --exclude='./debootstrap' \
-        -cf "$tar.partial" .
-    mv "$tar.partial" "$tar"
+    write_rootfs_tar "$r" "$tar"
     rm -rf "$work"
     trap - EXIT
 fi

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Sourced by base-images.sh and certbot-image.sh, which define `log` first: where
-# debootstrap fetches from, installing it, and unmounting what it left mounted.
+# debootstrap fetches from, installing it, unmounting what it left mounted, and the
+# root filesystem it made written as a tar for `docker import`.
 
 host_mirror() {
     local uri
@@ -28,4 +29,15 @@ unmount_under() {
     for m in $(awk -v d="$dir/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r); do
         umount -l "$m" 2>/dev/null || true
     done
+}
+
+# Writes the root filesystem ROOT as TAR (complete or not at all), without what a
+# container gets from its runtime (/dev, /proc, /sys, /run, /tmp) and debootstrap's own files.
+write_rootfs_tar() {
+    local root=$1 tar=$2
+    tar --numeric-owner --one-file-system -C "$root" \
+        --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' --exclude='./run/*' \
+        --exclude='./tmp/*' --exclude='./debootstrap' \
+        -cf "$tar.partial" .
+    mv "$tar.partial" "$tar"
 }
