@@ -1,7 +1,7 @@
 //! End-to-end scenarios: the real xtask binary drives real Compose stacks on a Docker
 //! engine, in a scratch copy of the project (see tests/e2e/harness.rs), and the answers are
 //! checked from the host on 127.0.0.1 (the production stack over HTTPS, trusting the
-//! project's local CA).
+//! project's local CA, or in the acme scenario the root of pebble, the ACME test CA).
 //!
 //! Ignored by plain `cargo test`. Run with
 //! `cargo test -p xtask --test e2e -- --ignored --nocapture --test-threads=1`;
