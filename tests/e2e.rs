@@ -27,7 +27,8 @@ mod http;
 
 use std::fs;
 use std::io::Read;
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -448,20 +449,7 @@ fn acme_obtains_a_certificate_from_pebble_and_renews_it_without_dropping_a_reque
     let project = Project::new("acme");
     let (http, https) = (harness::free_port(), harness::free_port());
     let pebble = acme::Pebble::start(http);
-    project.ok(&["init", "--prod", "--host", acme::HOST, "--tls", "acme"]);
-    let api_ca = pebble.api_ca.to_string_lossy().into_owned();
-    let settings = [
-        ("HTTP_PORT", http.to_string()),
-        ("HTTPS_PORT", https.to_string()),
-        ("GUNICORN_WORKERS", "2".to_owned()),
-        ("ACME_EMAIL", "admin@example.com".to_owned()),
-        ("ACME_DIRECTORY_URL", pebble.directory_url.clone()),
-        ("ACME_CA_BUNDLE", api_ca),
-        ("CERTBOT_IMAGE", acme::certbot_image()),
-    ];
-    for (key, value) in &settings {
-        project.set_env(".env.prod", key, value);
-    }
+    init_acme(&project, &pebble, http, https);
     project.timed("cold start to healthy", &["prod", "--with-db"]);
 
     // nginx started on the bootstrap certificate; certbot's from pebble replaces it.
@@ -472,37 +460,15 @@ fn acme_obtains_a_certificate_from_pebble_and_renews_it_without_dropping_a_reque
     timing("acme: healthy to pebble's certificate served", started.elapsed());
     assert!(first.issuer.contains("Pebble Intermediate CA"), "{first:?}");
 
-    // A forced renewal while requests run: nginx reloads, nothing fails, nginx is not restarted.
+    // A forced renewal while requests run: nginx reloads, it is not restarted.
     let nginx = project.container("prod", "nginx");
     let state = || docker_ok(&["inspect", "--format", "{{.State.StartedAt}} {{.RestartCount}} {{.State.Pid}}", &nginx]);
     let before = state();
-    let requests = acme::RequestLoop::start(https, &root, 5000, Duration::from_secs(150));
-    sleep(Duration::from_secs(1));
-    let started = Instant::now();
-    let renew = project.ok(&["tls", "renew", "--force"]);
-    let renewed = wait_for(Duration::from_secs(60), Duration::from_millis(100), || {
-        acme::served(https, &root).filter(|s| s.serial != first.serial)
-    });
-    let renewed = renewed.unwrap_or_else(|| panic!("the renewed certificate was not served within 60s ({first:?})"));
-    timing("acme: forced renewal to the new certificate served", started.elapsed());
-    sleep(Duration::from_secs(2));
-    let (ok, failed) = requests.stop();
-    eprintln!("e2e: acme: {} requests during the renewal, {} failed", ok as usize + failed.len(), failed.len());
-    assert!(
-        failed.is_empty(),
-        "{} of {} requests failed: {:?}",
-        failed.len(),
-        ok as usize + failed.len(),
-        &failed[..failed.len().min(5)]
-    );
-    assert!(ok >= 20, "only {ok} requests ran during the renewal");
-    assert!(renewed.issuer.contains("Pebble Intermediate CA"), "{renewed:?}");
+    let (renewed, renew) = renew_under_load(&project, https, &root, &first);
     assert_eq!(state(), before, "nginx was restarted rather than reloaded");
     let logs = text(&docker(&["logs", &nginx]).stderr);
-    assert!(
-        logs.contains("acme-watch: serving /etc/nginx/tls/fullchain.pem"),
-        "nginx did not start on the bootstrap pair"
-    );
+    let bootstrap = "acme-watch: serving /etc/nginx/tls/fullchain.pem";
+    assert!(logs.contains(bootstrap), "nginx did not start on the bootstrap pair");
     assert!(logs.contains("acme-watch: new certificate"), "no reload in nginx's log");
 
     // No key in what the xtask, certbot or nginx said.
@@ -517,6 +483,45 @@ fn acme_obtains_a_certificate_from_pebble_and_renews_it_without_dropping_a_reque
 
     project.ok(&["down", "--prod", "--volumes"]);
     assert_stack_gone(&project, "prod");
+}
+
+/// `init --prod --tls acme` for [`acme::HOST`] on the given ports, with pebble as the CA.
+fn init_acme(project: &Project, pebble: &acme::Pebble, http: u16, https: u16) {
+    project.ok(&["init", "--prod", "--host", acme::HOST, "--tls", "acme"]);
+    let settings = [
+        ("HTTP_PORT", http.to_string()),
+        ("HTTPS_PORT", https.to_string()),
+        ("GUNICORN_WORKERS", "2".to_owned()),
+        ("ACME_EMAIL", "admin@example.com".to_owned()),
+        ("ACME_DIRECTORY_URL", pebble.directory_url.clone()),
+        ("ACME_CA_BUNDLE", pebble.api_ca.to_string_lossy().into_owned()),
+        ("CERTBOT_IMAGE", acme::certbot_image()),
+    ];
+    for (key, value) in &settings {
+        project.set_env(".env.prod", key, value);
+    }
+}
+
+/// `tls renew --force` while a bounded request loop runs: returns the new certificate once
+/// it is served, and what the xtask said. No request may fail.
+fn renew_under_load(project: &Project, https: u16, root: &Path, first: &acme::Served) -> (acme::Served, Output) {
+    let requests = acme::RequestLoop::start(https, root, 5000, Duration::from_secs(150));
+    sleep(Duration::from_secs(1));
+    let started = Instant::now();
+    let renew = project.ok(&["tls", "renew", "--force"]);
+    let renewed = wait_for(Duration::from_secs(60), Duration::from_millis(100), || {
+        acme::served(https, root).filter(|s| s.serial != first.serial)
+    });
+    let renewed = renewed.unwrap_or_else(|| panic!("the renewed certificate was not served within 60s ({first:?})"));
+    timing("acme: forced renewal to the new certificate served", started.elapsed());
+    sleep(Duration::from_secs(2));
+    let (ok, failed) = requests.stop();
+    let all = ok as usize + failed.len();
+    eprintln!("e2e: acme: {all} requests during the renewal, {} failed", failed.len());
+    assert!(failed.is_empty(), "{} of {all} requests failed: {:?}", failed.len(), &failed[..failed.len().min(5)]);
+    assert!(ok >= 20, "only {ok} requests ran during the renewal");
+    assert!(renewed.issuer.contains("Pebble Intermediate CA"), "{renewed:?}");
+    (renewed, renew)
 }
 
 /// Headless Chromium, trusting the project's CA: logs into the admin (styled by its CSS
