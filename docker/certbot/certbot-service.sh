@@ -20,7 +20,7 @@ fi
 
 : "${ACME_EMAIL:?}" "${ACME_DOMAINS:?}" "${ACME_DIRECTORY_URL:?}"
 # Let's Encrypt allows 5 failed validations per name and hour: retry four times an hour.
-RETRY_SECONDS=${ACME_RETRY_SECONDS:-900}
+RETRY_SECONDS=900
 RENEW_SECONDS=43200
 
 # `sleep` in the background, so a stop signal ends the wait at once.

@@ -10,7 +10,7 @@ set -eu
 
 live=/etc/letsencrypt/live/site
 links=/etc/nginx/acme
-every=${ACME_WATCH_SECONDS:-5}
+every=5
 
 point_at() {
     ln -sfn "$1/fullchain.pem" "$links/fullchain.pem"
