@@ -196,7 +196,10 @@ pub fn served(https_port: u16, root: &Path) -> Option<Served> {
 }
 
 /// GET / over a new TLS connection each time, trusting `root`, until stopped or at most
-/// `max` requests or `limit` of time.
+/// `max` requests or `limit` of time. HTTP/1.1: over HTTP/2 an old worker may answer a
+/// connection opened in the instant of a reload with GOAWAY before reading its request,
+/// which tells the client that the request was not processed and may be retried; browsers
+/// retry, curl reports error 16 instead (README, "Renewal").
 pub struct RequestLoop {
     stop: Arc<AtomicBool>,
     handle: JoinHandle<(u32, Vec<String>)>,
@@ -212,7 +215,7 @@ impl RequestLoop {
             let (started, mut ok, mut failed) = (Instant::now(), 0, Vec::new());
             while !flag.load(Ordering::Relaxed) && ok + (failed.len() as u32) < max && started.elapsed() < limit {
                 let out = Command::new("curl")
-                    .args(["--silent", "--show-error", "--max-time", "10", "--output", "/dev/null"])
+                    .args(["--silent", "--show-error", "--http1.1", "--max-time", "10", "--output", "/dev/null"])
                     .args(["--write-out", "%{http_code}", "--resolve", &resolve, "--cacert"])
                     .arg(&root)
                     .arg(&url)
