@@ -262,6 +262,30 @@ fn prod_with_the_bundled_database_adds_the_db_overlay() {
 }
 
 #[test]
+fn acme_mode_adds_the_certbot_overlay_and_tls_renew_runs_certbot_in_it() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let local = sandbox.xtask(&["tls", "renew"], &[]);
+    let refusal = "error: tls renew is for TLS_MODE=acme, and .env.prod does not set it: local certificates are renewed by every `cargo xtask prod`, TLS_MODE=files by replacing the files\n";
+    assert_eq!((local.status.code(), stderr(&local).as_str()), (Some(1), refusal));
+    assert!(sandbox.calls().is_empty(), "{:#?}", sandbox.calls());
+    fs::write(sandbox.root().join(".env.prod"), format!("{PROD_ENV}TLS_MODE=acme\nACME_EMAIL=admin@example.com\n"))
+        .unwrap();
+    let output = sandbox.xtask(&["prod", "--no-build"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let overlay = format!("{} -f ROOT/docker/compose.acme.yml ", base_v2("prod"));
+    let compose: Vec<String> = sandbox.calls().into_iter().filter(|c| c.contains(" compose --project-name")).collect();
+    assert!(compose.len() >= 3 && compose.iter().all(|c| c.contains(&overlay)), "{compose:#?}");
+    assert!(sandbox.root().join("certs/acme-bootstrap.pem").is_file(), "prod makes the bootstrap certificate");
+    let output = sandbox.xtask(&["tls", "renew", "--force"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let calls = sandbox.calls();
+    let renew = format!(
+        "ROOT|WEB_IMAGE=shop-web|{overlay}exec -T certbot /bin/sh /opt/certbot-service.sh renew --force-renewal"
+    );
+    assert_eq!(calls.last(), Some(&renew), "{calls:#?}");
+}
+
+#[test]
 fn with_db_refuses_an_env_file_that_points_elsewhere() {
     let sandbox = Sandbox::new(Installed::V2);
     let output = sandbox.xtask(&["prod", "--with-db"], &[]);

@@ -1,7 +1,7 @@
 //! End-to-end scenarios: the real xtask binary drives real Compose stacks on a Docker
 //! engine, in a scratch copy of the project (see tests/e2e/harness.rs), and the answers are
 //! checked from the host on 127.0.0.1 (the production stack over HTTPS, trusting the
-//! project's local CA).
+//! project's local CA, or in the acme scenario the root of pebble, the ACME test CA).
 //!
 //! Ignored by plain `cargo test`. Run with
 //! `cargo test -p xtask --test e2e -- --ignored --nocapture --test-threads=1`;
@@ -12,6 +12,8 @@
 //! PYTHON_IMAGE, POSTGRES_IMAGE, NGINX_IMAGE, PIP_INDEX_URL and BUILD_NETWORK variables,
 //! so the compose files and the Dockerfile are the ones users run.
 
+#[path = "e2e/acme.rs"]
+mod acme;
 #[path = "e2e/adopt.rs"]
 mod adopt;
 #[path = "e2e/browser.rs"]
@@ -27,7 +29,8 @@ mod push;
 
 use std::fs;
 use std::io::Read;
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -441,6 +444,89 @@ fn https_serves_the_local_certificate_then_the_users_own_files() {
         assert_eq!(served_subject(site, &own).as_deref(), Some(generation), "{generation} is not served");
         assert_eq!(http::get(Site::tls(site.port, &own), "/").unwrap().status, 200);
     }
+}
+
+// --- scenario: acme ----------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs a Docker engine; run with --ignored"]
+fn acme_obtains_a_certificate_from_pebble_and_renews_it_without_dropping_a_request() {
+    let project = Project::new("acme");
+    let (http, https) = (harness::free_port(), harness::free_port());
+    let pebble = acme::Pebble::start(http);
+    init_acme(&project, &pebble, http, https);
+    project.timed("cold start to healthy", &["prod", "--with-db"]);
+
+    // nginx started on the bootstrap certificate; certbot's from pebble replaces it.
+    let root = pebble.root();
+    let started = Instant::now();
+    let first = wait_for(Duration::from_secs(120), Duration::from_millis(250), || acme::served(https, &root));
+    let first = first.unwrap_or_else(|| panic!("no certificate from pebble for {} within 120s", acme::HOST));
+    timing("acme: healthy to pebble's certificate served", started.elapsed());
+    assert!(first.issuer.contains("Pebble Intermediate CA"), "{first:?}");
+
+    // A forced renewal while requests run: nginx reloads, it is not restarted.
+    let nginx = project.container("prod", "nginx");
+    let state = || docker_ok(&["inspect", "--format", "{{.State.StartedAt}} {{.RestartCount}} {{.State.Pid}}", &nginx]);
+    let before = state();
+    let (renewed, renew) = renew_under_load(&project, https, &root, &first);
+    assert_eq!(state(), before, "nginx was restarted rather than reloaded");
+    let logs = text(&docker(&["logs", &nginx]).stderr);
+    let bootstrap = "acme-watch: serving /etc/nginx/tls/fullchain.pem";
+    assert!(logs.contains(bootstrap), "nginx did not start on the bootstrap pair");
+    assert!(logs.contains("acme-watch: new certificate"), "no reload in nginx's log");
+
+    // No key in what the xtask, certbot or nginx said.
+    let certbot = docker(&["logs", &project.container("prod", "certbot")]);
+    let said = [text(&renew.stdout), text(&renew.stderr), text(&certbot.stdout), text(&certbot.stderr), logs];
+    assert!(said.iter().all(|s| !s.contains("PRIVATE KEY")), "a private key was printed");
+
+    // A restarted nginx starts on certbot's certificate, not on the bootstrap pair.
+    docker_ok(&["restart", &nginx]);
+    let again = wait_for(Duration::from_secs(30), Duration::from_millis(250), || acme::served(https, &root));
+    assert_eq!(again.as_ref(), Some(&renewed), "after a restart nginx serves another certificate");
+
+    project.ok(&["down", "--prod", "--volumes"]);
+    assert_stack_gone(&project, "prod");
+}
+
+/// `init --prod --tls acme` for [`acme::HOST`] on the given ports, with pebble as the CA.
+fn init_acme(project: &Project, pebble: &acme::Pebble, http: u16, https: u16) {
+    project.ok(&["init", "--prod", "--host", acme::HOST, "--tls", "acme"]);
+    let settings = [
+        ("HTTP_PORT", http.to_string()),
+        ("HTTPS_PORT", https.to_string()),
+        ("GUNICORN_WORKERS", "2".to_owned()),
+        ("ACME_EMAIL", "admin@example.com".to_owned()),
+        ("ACME_DIRECTORY_URL", pebble.directory_url.clone()),
+        ("ACME_CA_BUNDLE", pebble.api_ca.to_string_lossy().into_owned()),
+        ("CERTBOT_IMAGE", acme::certbot_image()),
+    ];
+    for (key, value) in &settings {
+        project.set_env(".env.prod", key, value);
+    }
+}
+
+/// `tls renew --force` while a bounded request loop runs: returns the new certificate once
+/// it is served, and what the xtask said. No request may fail.
+fn renew_under_load(project: &Project, https: u16, root: &Path, first: &acme::Served) -> (acme::Served, Output) {
+    let requests = acme::RequestLoop::start(https, root, 5000, Duration::from_secs(150));
+    sleep(Duration::from_secs(1));
+    let started = Instant::now();
+    let renew = project.ok(&["tls", "renew", "--force"]);
+    let renewed = wait_for(Duration::from_secs(60), Duration::from_millis(100), || {
+        acme::served(https, root).filter(|s| s.serial != first.serial)
+    });
+    let renewed = renewed.unwrap_or_else(|| panic!("the renewed certificate was not served within 60s ({first:?})"));
+    timing("acme: forced renewal to the new certificate served", started.elapsed());
+    sleep(Duration::from_secs(2));
+    let (ok, failed) = requests.stop();
+    let all = ok as usize + failed.len();
+    eprintln!("e2e: acme: {all} requests during the renewal, {} failed", failed.len());
+    assert!(failed.is_empty(), "{} of {all} requests failed: {:?}", failed.len(), &failed[..failed.len().min(5)]);
+    assert!(ok >= 20, "only {ok} requests ran during the renewal");
+    assert!(renewed.issuer.contains("Pebble Intermediate CA"), "{renewed:?}");
+    (renewed, renew)
 }
 
 /// Headless Chromium, trusting the project's CA: logs into the admin (styled by its CSS

@@ -5,6 +5,7 @@
 mod env_sandbox;
 
 use std::collections::BTreeMap;
+use std::fs;
 
 use env_sandbox::{compose_env, Sandbox};
 
@@ -128,10 +129,30 @@ fn files_mode_is_written_on_request_and_an_unknown_one_refused() {
     assert_eq!(check.code, 1, "{check:?}");
     assert!(check.stderr.contains("TLS_CERT_FILE is empty (TLS_MODE=files): set it to the path of"), "{check:?}");
     let other = Sandbox::with_examples();
-    let run = other.xtask(&["init", "--prod", "--host", "example.com", "--tls", "acme"]);
-    let line = r#"error: --tls "acme" is not a TLS mode: use local or files"#;
+    let run = other.xtask(&["init", "--prod", "--host", "example.com", "--tls", "letsencrypt"]);
+    let line = r#"error: --tls "letsencrypt" is not a TLS mode: use local, files or acme"#;
     assert_eq!((run.code, run.stderr_lines()), (1, vec![line]));
     assert_eq!(other.names(), [".env.example", ".env.prod.example"]);
+}
+
+#[test]
+fn acme_mode_is_written_with_a_bootstrap_certificate_and_asks_for_an_email() {
+    let sandbox = Sandbox::with_examples();
+    let run = sandbox.xtask(&["init", "--prod", "--host", "shop.example.com", "--tls", "acme"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("TLS_MODE=acme: set ACME_EMAIL in .env.prod"), "{run:?}");
+    assert!(!run.stdout.contains("PRIVATE KEY") && !run.stderr.contains("PRIVATE KEY"), "{run:?}");
+    let vars = xtask::config::envfile::parse(&sandbox.read(".env.prod"), &|_| None).vars();
+    assert_eq!((vars["TLS_MODE"].as_str(), vars["ACME_EMAIL"].as_str()), ("acme", ""));
+    let mut certs: Vec<String> = fs::read_dir(sandbox.root().join("certs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    certs.sort();
+    assert_eq!(certs, ["acme-bootstrap-key.pem", "acme-bootstrap.pem"], "only the bootstrap pair, no local CA");
+    let check = sandbox.xtask(&["--dry-run", "check", "--prod"]);
+    assert_eq!(check.code, 1, "{check:?}");
+    assert!(check.stderr.contains("ACME_EMAIL is empty (TLS_MODE=acme)"), "{check:?}");
 }
 
 #[test]

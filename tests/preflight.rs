@@ -330,9 +330,12 @@ mod tls {
     #[test]
     fn an_unknown_mode() {
         let sandbox = sandbox(None, None, "");
-        let env = fixture("prod/good.env") + "TLS_MODE=acme\n";
+        let env = fixture("prod/good.env") + "TLS_MODE=letsencrypt\n";
         sandbox.write(".env.prod", &env);
-        assert_refused_with(&sandbox, r#".env.prod:15: TLS_MODE="acme" is not a TLS mode: use local or files"#);
+        assert_refused_with(
+            &sandbox,
+            r#".env.prod:15: TLS_MODE="letsencrypt" is not a TLS mode: use local, files or acme"#,
+        );
     }
 
     #[test]
@@ -419,5 +422,85 @@ mod tls {
             ["(in 9 days): renew it soon", "(in 10 days): renew it soon"].iter().any(|end| lines[0].ends_with(end)),
             "{run:?}"
         );
+    }
+}
+
+// --- ACME ----------------------------------------------------------------------------------
+
+mod acme {
+    use super::*;
+
+    /// good.env in `acme` mode, with its ALLOWED_HOSTS replaced by `hosts` and `extra` appended.
+    fn sandbox(hosts: &str, extra: &str) -> Sandbox {
+        let sandbox = Sandbox::empty();
+        let env = fixture("prod/good.env")
+            .replace("ALLOWED_HOSTS=example.com,www.example.com", &format!("ALLOWED_HOSTS={hosts}"))
+            + "TLS_MODE=acme\n"
+            + extra;
+        sandbox.write(".env.prod", &env);
+        sandbox
+    }
+
+    /// `check --prod` refuses with exactly `lines` and changes nothing.
+    fn assert_refused_with(sandbox: &Sandbox, lines: &[&str]) {
+        let before = sandbox.snapshot();
+        let run = sandbox.xtask(&["--dry-run", "check", "--prod"]);
+        let root = sandbox.root().display().to_string();
+        let stderr = run.stderr.replace(&root, "ROOT");
+        let summary = prod_summary(lines.len());
+        let expected: Vec<&str> = lines.iter().copied().chain([summary.as_str()]).collect();
+        assert_eq!((run.code, stderr.lines().collect::<Vec<_>>()), (1, expected), "{run:?}");
+        assert_eq!(sandbox.snapshot(), before);
+    }
+
+    #[test]
+    fn an_acme_site_passes_and_plans_the_certbot_overlay() {
+        let sandbox = sandbox("example.com,www.example.com", "ACME_EMAIL=admin@example.com\n");
+        let run = sandbox.xtask(&["--dry-run", "check", "--prod"]);
+        assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+        assert!(run.stdout.contains("/docker/compose.acme.yml"), "{run:?}");
+        assert!(run.stdout.contains("ACME_DOMAINS='example.com,www.example.com' ACME_CA_BUNDLE=''"), "{run:?}");
+        assert!(run.stdout.contains("/certs/acme-bootstrap.pem"), "{run:?}");
+        assert!(!run.stdout.contains("PRIVATE KEY"));
+    }
+
+    #[test]
+    fn acme_without_an_email() {
+        let sandbox = sandbox("example.com,www.example.com", "");
+        assert_refused_with(&sandbox, &[".env.prod: ACME_EMAIL is missing (TLS_MODE=acme): set it to the address the CA sends expiry notices to, e.g. ACME_EMAIL=admin@example.com"]);
+    }
+
+    #[test]
+    fn acme_for_hosts_no_public_ca_issues_for() {
+        let sandbox = sandbox("localhost,10.0.0.7,printer.local", "ACME_EMAIL=admin@example.com\n");
+        let line = |host: &str| {
+            format!(".env.prod:4: no public CA issues a certificate for ALLOWED_HOSTS name {host} (TLS_MODE=acme): use TLS_MODE=local for it, or set ACME_DIRECTORY_URL to a CA that does")
+        };
+        let lines = [line("localhost"), line("10.0.0.7"), line("printer.local")];
+        assert_refused_with(&sandbox, &lines.iter().map(String::as_str).collect::<Vec<_>>());
+        let own_ca = "ACME_EMAIL=admin@example.com\nACME_DIRECTORY_URL=https://ca.internal:14000/dir\n";
+        let run = self::sandbox("localhost,10.0.0.7,printer.local", own_ca).xtask(&["--dry-run", "check", "--prod"]);
+        assert_eq!(
+            (run.code, run.stderr.as_str()),
+            (0, ""),
+            "an ACME_DIRECTORY_URL of its own issues for any name: {run:?}"
+        );
+    }
+
+    #[test]
+    fn acme_for_a_subdomain_wildcard() {
+        let sandbox = sandbox(".example.com", "ACME_EMAIL=admin@example.com\n");
+        assert_refused_with(&sandbox, &[".env.prod:4: ALLOWED_HOSTS name .example.com stands for every subdomain, which http-01 cannot prove (TLS_MODE=acme): list each name, e.g. example.com,www.example.com, or use TLS_MODE=files with a wildcard certificate"]);
+    }
+
+    #[test]
+    fn acme_with_a_bad_directory_url_or_ca_bundle() {
+        let extra = "ACME_EMAIL=admin\nACME_DIRECTORY_URL=http://ca.example.com/dir\nACME_CA_BUNDLE=tls/ca.pem\n";
+        let sandbox = sandbox("example.com,www.example.com", extra);
+        assert_refused_with(&sandbox, &[
+            r#".env.prod:16: ACME_EMAIL is "admin", not an email address (TLS_MODE=acme): set it to the address the CA sends expiry notices to, e.g. ACME_EMAIL=admin@example.com"#,
+            ".env.prod:17: ACME_DIRECTORY_URL=http://ca.example.com/dir is not an https:// URL: use the CA's https:// directory URL, or unset it for Let's Encrypt (https://acme-v02.api.letsencrypt.org/directory)",
+            ".env.prod:18: ACME_CA_BUNDLE=tls/ca.pem: No such file or directory (os error 2): point it at a readable PEM file of the ACME server's CA certificates, or unset it",
+        ]);
     }
 }

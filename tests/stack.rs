@@ -72,10 +72,14 @@ mod stack_check {
     }
 
     /// The variables the xtask sets for the production stack's Compose commands.
-    const XTASK_ENV: [(&str, &str); 3] = [
+    const XTASK_ENV: [(&str, &str); 6] = [
         ("WEB_IMAGE", "stack-check-web"),
         ("TLS_CERT_FILE", "/srv/tls/fullchain.pem"),
         ("TLS_KEY_FILE", "/srv/tls/privkey.pem"),
+        // TLS_MODE=acme: the xtask sets the first two, ACME_EMAIL is the env file's.
+        ("ACME_DOMAINS", "example.com"),
+        ("ACME_CA_BUNDLE", ""),
+        ("ACME_EMAIL", "admin@example.com"),
     ];
 
     /// The variables the xtask sets from the project's description (the repository's own).
@@ -102,10 +106,11 @@ mod stack_check {
         assert!(said.trim().is_empty(), "{command:?} printed:\n{said}");
     }
 
-    const STACKS: [(&str, &str, &[&str]); 3] = [
+    const STACKS: [(&str, &str, &[&str]); 4] = [
         (".env", ".env.example", &["docker/compose.yml"]),
         (".env.prod", ".env.prod.example", &["docker/compose.prod.yml"]),
         (".env.prod", ".env.prod.example", &["docker/compose.prod.yml", "docker/compose.db.yml"]),
+        (".env.prod", ".env.prod.example", &["docker/compose.prod.yml", "docker/compose.acme.yml"]),
     ];
 
     /// Standalone Compose v1 is the xtask's fallback, so it must accept the same files.
@@ -130,7 +135,9 @@ mod stack_check {
     /// Compose v2 warns that `version:` is obsolete; the files carry none.
     #[test]
     fn compose_config_files_have_no_version_key() {
-        for file in ["docker/compose.yml", "docker/compose.prod.yml", "docker/compose.db.yml"] {
+        for file in
+            ["docker/compose.yml", "docker/compose.prod.yml", "docker/compose.db.yml", "docker/compose.acme.yml"]
+        {
             let text = fs::read_to_string(root().join(file)).expect("a compose file");
             let yaml: serde_yaml::Value = serde_yaml::from_str(&text).expect("valid YAML");
             assert!(yaml.get("version").is_none(), "{file} has a version: key");
@@ -192,6 +199,34 @@ mod stack_check {
         let config = compose_config(".env.prod", ".env.prod.example", &files);
         assert_eq!(published(&config), ["nginx"], "the bundled database is never published");
         assert!(config["services"].get("db").is_some(), "compose.db.yml adds the db service");
+    }
+
+    /// TLS_MODE=acme: certbot shares the webroot and its certificates with nginx, which reads
+    /// them read-only and is still the only service published.
+    #[test]
+    fn compose_config_prod_acme() {
+        let files = ["docker/compose.prod.yml", "docker/compose.acme.yml"];
+        let config = compose_config(".env.prod", ".env.prod.example", &files);
+        assert_eq!(published(&config), ["nginx"], "certbot is never published");
+        let (nginx, certbot) = (&config["services"]["nginx"], &config["services"]["certbot"]);
+        assert_eq!(nginx["environment"]["TLS_DIR"], "/etc/nginx/acme", "{nginx}");
+        assert_eq!(certbot["cap_drop"], serde_json::json!(["ALL"]), "{certbot}");
+        let mount = |service: &Value, target: &str| {
+            let volumes = service["volumes"].as_array().expect("volumes");
+            let found = volumes.iter().find(|v| v["target"] == target);
+            found.map(|v| {
+                (v["source"].as_str().unwrap_or_default().to_owned(), v["read_only"].as_bool().unwrap_or(false))
+            })
+        };
+        for (target, volume) in [("/var/www/acme", "acme-webroot"), ("/etc/letsencrypt", "letsencrypt")] {
+            assert_eq!(mount(nginx, target), Some((volume.to_owned(), true)), "{nginx}");
+            assert_eq!(mount(certbot, target), Some((volume.to_owned(), false)), "{certbot}");
+        }
+        assert_eq!(mount(certbot, "/etc/ssl/acme-ca.pem"), Some(("/dev/null".to_owned(), true)), "{certbot}");
+        assert_eq!(certbot["depends_on"]["nginx"]["condition"], "service_healthy", "{certbot}");
+        let without = compose_config(".env.prod", ".env.prod.example", &["docker/compose.prod.yml"]);
+        assert!(without["services"].get("certbot").is_none(), "certbot only in acme mode");
+        assert_eq!(without["services"]["nginx"]["environment"]["TLS_DIR"], "/etc/nginx/tls");
     }
 
     #[test]

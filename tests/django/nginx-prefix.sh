@@ -86,13 +86,13 @@ self_signed() {
 }
 
 # Copies CONF to DEST as the image's entrypoint renders it, with ${HTTPS_PORT} set to
-# HTTPS_PORT and the certificate read from CERT_DIR, and with its two listen sockets on
+# HTTPS_PORT and the certificate read from CERT_DIR (for ${TLS_DIR}), and with its two listen sockets on
 # HTTP_LISTEN and HTTPS_LISTEN ("80", "127.0.0.1:8080", ...). The rest is unchanged.
 site_copy() {
     local dest=$1 http_listen=$2 https_listen=$3 https_port=$4 cert_dir=$5
     sed -E \
         -e "s/\\\$\\{HTTPS_PORT\\}/$https_port/g" \
-        -e "s#/etc/nginx/tls/#$cert_dir/#" \
+        -e "s#\\\$\\{TLS_DIR\\}/#$cert_dir/#g" \
         -e "s/^([[:space:]]*listen[[:space:]]+)80([[:space:];])/\\1$http_listen\\2/" \
         -e "s/^([[:space:]]*listen[[:space:]]+)443([[:space:];])/\\1$https_listen\\2/" \
         "$conf" >"$dest"

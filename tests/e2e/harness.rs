@@ -81,7 +81,7 @@ fn compose_v2_config() -> Option<PathBuf> {
 }
 
 /// Runs tests/e2e/support/<script> and returns the KEY=value lines it prints.
-fn support(args: &[&str]) -> Vec<(String, String)> {
+pub fn support(args: &[&str]) -> Vec<(String, String)> {
     let script = repo().join("tests/e2e/support").join(args[0]);
     let out = Command::new(&script).args(&args[1..]).stdin(Stdio::null()).output().expect("the support script runs");
     assert!(out.status.success(), "{} failed:\n{}", args.join(" "), text(&out.stderr));
@@ -92,7 +92,7 @@ fn support(args: &[&str]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn value(pairs: &[(String, String)], key: &str) -> String {
+pub fn value(pairs: &[(String, String)], key: &str) -> String {
     pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("no {key} in {pairs:?}"))
 }
 

@@ -56,7 +56,7 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Back up, restore and inspect the stack's database
     Db(DbArgs),
-    /// The production stack's certificates (`tls ca`: the local CA's path)
+    /// The production stack's certificates (`tls ca`: the local CA's path; `tls renew`: certbot)
     Tls(TlsArgs),
     /// Run every check and test in order, then print a summary table
     Ci(CiArgs),
@@ -138,7 +138,7 @@ pub struct InitArgs {
     #[arg(long, value_name = "HOST")]
     pub db_host: Option<String>,
     /// Where the HTTPS certificate comes from, written as TLS_MODE: local (the project's
-    /// own CA) or files (TLS_CERT_FILE/TLS_KEY_FILE) [default: local]
+    /// own CA), files (TLS_CERT_FILE/TLS_KEY_FILE) or acme (certbot, ACME_EMAIL) [default: local]
     #[arg(long, value_name = "MODE")]
     pub tls: Option<String>,
     /// Replace an existing file, keeping a backup of it
@@ -245,6 +245,15 @@ pub struct TlsArgs {
 pub enum TlsCommand {
     /// Print the path of the local CA's certificate, to trust it (curl --cacert, browser import)
     Ca,
+    /// TLS_MODE=acme: have the running certbot service renew now if due (--force: in any case)
+    Renew(RenewArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RenewArgs {
+    /// Replace the certificate even when it is far from its end
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -96,33 +96,8 @@ for key in "${KEYS[@]}"; do
 done
 
 # --- Debian root filesystem --------------------------------------------------
-host_mirror() {
-    local uri
-    uri=$(awk 'tolower($1)=="uris:" { for (i = 2; i <= NF; i++) print $i }' \
-            /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -E '/debian/?$' | head -n1 || true)
-    if [ -z "$uri" ]; then
-        uri=$(grep -hsE '^deb\s' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
-                | sed -E 's/^deb\s+(\[[^]]*\]\s+)?//' | awk '{print $1}' \
-                | grep -E '/debian/?$' | head -n1 || true)
-    fi
-    echo "${uri:-http://deb.debian.org/debian}"
-}
-
-ensure_debootstrap() {
-    command -v debootstrap >/dev/null && return
-    log "installing debootstrap"
-    local apt=(apt-get -o DPkg::Lock::Timeout=600 -y -q)
-    DEBIAN_FRONTEND=noninteractive "${apt[@]}" install debootstrap >&2 \
-        || { "${apt[@]}" update >&2 && DEBIAN_FRONTEND=noninteractive "${apt[@]}" install debootstrap >&2; }
-}
-
-unmount_under() {
-    local dir=$1 m
-    # Deepest first.
-    for m in $(awk -v d="$dir/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r); do
-        umount -l "$m" 2>/dev/null || true
-    done
-}
+# shellcheck source=tests/e2e/support/debian.sh
+source "$here/debian.sh"
 
 build_rootfs_tar() {
     local tar=$1 work
@@ -152,11 +127,7 @@ build_rootfs_tar() {
         "$r"/usr/lib/postgresql/*/lib/llvmjit* "$r"/usr/lib/postgresql/*/lib/bitcode \
         "$r"/usr/lib/x86_64-linux-gnu/libLLVM-* \
         "$r"/etc/hostname "$r"/etc/resolv.conf "$r"/var/log/*.log "$r"/var/log/apt/*
-    tar --numeric-owner --one-file-system -C "$r" \
-        --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' --exclude='./run/*' \
-        --exclude='./tmp/*' --exclude='./debootstrap' \
-        -cf "$tar.partial" .
-    mv "$tar.partial" "$tar"
+    write_rootfs_tar "$r" "$tar"
     rm -rf "$work"
     trap - EXIT
 }

@@ -17,7 +17,7 @@ use crate::plan::Step;
 use crate::tools;
 use crate::tools::system::{
     self, SystemTool, CERTUTIL, CHROMEDRIVER, CHROMIUM, CURL, DEBOOTSTRAP, DOCKER, DOCKER_REGISTRY, NGINX, OPENSSL,
-    POSTGRES, PYTHON_VENV,
+    PEBBLE, PEBBLE_CHALLTESTSRV, POSTGRES, PYTHON_VENV,
 };
 use report::Outcome;
 
@@ -71,10 +71,12 @@ fn plan(cx: &Context) -> Vec<Check> {
     let env_fuzz = cargo(&["test", "-p", "xtask", "--test", "envfile_fuzz", "--", "envfile_check::", "--nocapture"]);
     let lint = needs(&[&PYTHON_VENV]).pip_tools();
     let browser = [&CHROMIUM, &CHROMEDRIVER, &CERTUTIL];
-    let e2e =
-        needs(&[&[&PYTHON_VENV, &DOCKER, &DEBOOTSTRAP, &DOCKER_REGISTRY, &CURL, &OPENSSL][..], &browser].concat())
-            .pip_tools()
-            .engine();
+    let acme = [&PEBBLE, &PEBBLE_CHALLTESTSRV];
+    let e2e = needs(
+        &[&[&PYTHON_VENV, &DOCKER, &DEBOOTSTRAP, &DOCKER_REGISTRY, &CURL, &OPENSSL][..], &browser, &acme].concat(),
+    )
+    .pip_tools()
+    .engine();
     // The end-to-end scenarios and the database tests on a real engine, one at a time.
     let engine_tests = cargo(&["test", "-p", "xtask", "--test", "e2e", "--test", "db_engine", "--", "--ignored"])
         .args(["--nocapture", "--test-threads=1"]);

@@ -76,8 +76,11 @@ fn local_certificates(cx: &Context, target: &Target, text: &str) -> Result<()> {
         Some(tls::Mode::Files) => {
             println!("TLS_MODE=files: set TLS_CERT_FILE and TLS_KEY_FILE in .env.prod to the site's certificate chain and key")
         }
+        Some(tls::Mode::Acme) => println!(
+            "TLS_MODE=acme: set ACME_EMAIL in .env.prod; the site's DNS name must point at this server with port 80 open for the CA's http-01 check"
+        ),
         Some(tls::Mode::Local) if !public.is_empty() => println!(
-            "TLS_MODE=local: browsers trust the certificate for {} only where the local CA is imported; for a public site set TLS_MODE=files with its certificate",
+            "TLS_MODE=local: browsers trust the certificate for {} only where the local CA is imported; for a public site set TLS_MODE=acme (or files with its certificate)",
             public.join(", ")
         ),
         _ => {}

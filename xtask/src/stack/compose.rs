@@ -119,6 +119,11 @@ impl Compose {
     }
 }
 
+/// `step` with more compose files after the stack's own (an overlay its env file selects).
+pub fn add_files(cx: &Context, step: Step, files: &[&str]) -> Step {
+    files.iter().fold(step, |step, file| step.arg("-f").arg(cx.path(file).to_string_lossy()))
+}
+
 /// Whether `docker compose version` answers: the v2 plugin is installed where docker finds it.
 pub fn v2_plugin_works(cx: &Context) -> bool {
     let Ok(sh) = cx.shell() else { return false };

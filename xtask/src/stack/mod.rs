@@ -204,7 +204,7 @@ pub(crate) fn prepare(cx: &Context, stack: Stack) -> Result<Step> {
     compose::require_engine(cx)?;
     let step = compose.step(cx, stack, &project);
     Ok(match stack {
-        Stack::Prod { .. } => tls::Files::of(&cx.root, &env).pass_to(step),
+        Stack::Prod { .. } => tls::pass_to(&cx.root, &env, compose::add_files(cx, step, tls::overlays(&env))),
         Stack::Dev => step,
     })
 }

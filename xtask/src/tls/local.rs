@@ -79,7 +79,7 @@ pub fn ensure(root: &Path, hosts: &[String], now: SystemTime, write: bool) -> Re
 
 /// The certificate at `path` when it can stay: readable, with its key beside it, and
 /// valid for longer than [`RENEW_BEFORE`]; else why it must be made again.
-fn renewal(path: &Path, key: &Path, now: SystemTime) -> Result<Cert, String> {
+pub(super) fn renewal(path: &Path, key: &Path, now: SystemTime) -> Result<Cert, String> {
     let chain = match inspect::read_chain(path) {
         Ok(chain) => chain,
         Err(_) if !path.exists() => return Err(format!("{} does not exist", path.display())),
@@ -96,7 +96,7 @@ fn renewal(path: &Path, key: &Path, now: SystemTime) -> Result<Cert, String> {
     Ok(cert)
 }
 
-fn uncovered(path: &Path, leaf: &Cert, hosts: &[String]) -> Result<(), String> {
+pub(super) fn uncovered(path: &Path, leaf: &Cert, hosts: &[String]) -> Result<(), String> {
     let missing: Vec<&str> = hosts.iter().map(String::as_str).filter(|h| !covers(leaf, h)).collect();
     if missing.is_empty() {
         return Ok(());
@@ -113,12 +113,7 @@ pub fn covers(cert: &Cert, host: &str) -> bool {
 }
 
 fn issue(paths: &Paths, hosts: &[String], now: SystemTime, new_ca: bool) -> Result<()> {
-    let dir = paths.ca.parent().expect("the certificates have a directory");
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("cannot create {}", dir.display()))?;
+    private_dir(paths.ca.parent().expect("the certificates have a directory"))?;
     if new_ca {
         let key = KeyPair::generate().map_err(|e| anyhow!("cannot generate the CA key: {e}"))?;
         let cert = ca_params(now)?.self_signed(&key).map_err(|e| anyhow!("cannot sign the CA certificate: {e}"))?;
@@ -136,6 +131,15 @@ fn issue(paths: &Paths, hosts: &[String], now: SystemTime, new_ca: bool) -> Resu
     write_atomically(&paths.chain, &(leaf.pem() + &ca_pem))
 }
 
+/// `dir` and its parents, mode 0700: it holds keys.
+pub(super) fn private_dir(dir: &Path) -> Result<()> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
+}
+
 fn ca_params(now: SystemTime) -> Result<CertificateParams> {
     let mut params = CertificateParams::default();
     params.distinguished_name = name("xtask local CA");
@@ -145,7 +149,7 @@ fn ca_params(now: SystemTime) -> Result<CertificateParams> {
     Ok(params)
 }
 
-fn leaf_params(hosts: &[String], now: SystemTime) -> Result<CertificateParams> {
+pub(super) fn leaf_params(hosts: &[String], now: SystemTime) -> Result<CertificateParams> {
     let mut params = CertificateParams::default();
     params.distinguished_name = name(hosts.first().map_or("localhost", |h| h.trim_start_matches('.')));
     params.subject_alt_names = hosts.iter().flat_map(|h| san(h)).collect::<Result<_>>()?;

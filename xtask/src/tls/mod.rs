@@ -1,8 +1,9 @@
 //! HTTPS for the production stack: where the certificate nginx serves comes from
 //! (`TLS_MODE` in `.env.prod`), the files Compose mounts for it, the project's local CA
-//! ([`local`]), the certificate checks of the production preflight ([`preflight`]) and
-//! `cargo xtask tls ca`.
+//! ([`local`]), certbot's certificates ([`acme`]), the certificate checks of the
+//! production preflight ([`preflight`]) and `cargo xtask tls ca` / `tls renew`.
 
+pub mod acme;
 pub mod inspect;
 pub mod local;
 pub mod preflight;
@@ -31,15 +32,18 @@ pub enum Mode {
     Local,
     /// The user's own files, named by TLS_CERT_FILE and TLS_KEY_FILE.
     Files,
+    /// Obtained and renewed from an ACME CA by the stack's certbot service.
+    Acme,
 }
 
 impl Mode {
-    pub const CHOICES: &'static str = "local or files";
+    pub const CHOICES: &'static str = "local, files or acme";
 
     pub fn parse(value: &str) -> Option<Mode> {
         match value.trim().to_ascii_lowercase().as_str() {
             "local" => Some(Mode::Local),
             "files" => Some(Mode::Files),
+            "acme" => Some(Mode::Acme),
             _ => None,
         }
     }
@@ -48,6 +52,7 @@ impl Mode {
         match self {
             Mode::Local => "local",
             Mode::Files => "files",
+            Mode::Acme => "acme",
         }
     }
 
@@ -78,13 +83,23 @@ pub struct Files {
 impl Files {
     /// The files of `.env.prod`'s mode; an unknown mode gets the local paths (the preflight
     /// refuses it before anything starts), a `files` path is relative to the project root.
+    /// With `acme` nginx starts on the bootstrap pair and serves certbot's certificate
+    /// once it exists.
     pub fn of(root: &Path, env: &EnvFile) -> Files {
-        if Mode::of(env) == Some(Mode::Files) {
-            let path = |var: &str| root.join(env.get(var).map(|e| e.value.trim()).unwrap_or_default());
-            return Files { cert: path(CERT_VAR), key: path(KEY_VAR) };
+        match Mode::of(env) {
+            Some(Mode::Files) => {
+                let path = |var: &str| root.join(env.get(var).map(|e| e.value.trim()).unwrap_or_default());
+                Files { cert: path(CERT_VAR), key: path(KEY_VAR) }
+            }
+            Some(Mode::Acme) => {
+                let (cert, key) = acme::bootstrap(root);
+                Files { cert, key }
+            }
+            Some(Mode::Local) | None => {
+                let local = local::Paths::under(root);
+                Files { cert: local.chain, key: local.key }
+            }
         }
-        let local = local::Paths::under(root);
-        Files { cert: local.chain, key: local.key }
     }
 
     /// `step` with the variables compose.prod.yml mounts the files from, and the chain's
@@ -103,17 +118,48 @@ pub fn hosts(env: &EnvFile) -> Vec<String> {
     value.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty() && h != "*").collect()
 }
 
-/// In `local` mode, creates or renews the certificates for the hosts of `env` (a dry run
-/// says what it would do); in other modes there is nothing to make.
+/// The compose overlays of `.env.prod`'s mode, after the stack's own files.
+pub fn overlays(env: &EnvFile) -> &'static [&'static str] {
+    match Mode::of(env) {
+        Some(Mode::Acme) => &[acme::OVERLAY],
+        _ => &[],
+    }
+}
+
+/// Everything a production Compose command needs of the TLS mode: the overlays, the
+/// files nginx mounts and, with `acme`, certbot's variables.
+pub fn pass_to(root: &Path, env: &EnvFile, step: Step) -> Step {
+    let step = Files::of(root, env).pass_to(step);
+    match Mode::of(env) {
+        Some(Mode::Acme) => acme::pass_to(root, env, step),
+        _ => step,
+    }
+}
+
+/// In `local` mode, creates or renews the certificates for the hosts of `env`, in `acme`
+/// mode the bootstrap pair (a dry run says what it would do); `files` has nothing to make.
 pub fn ensure_local(cx: &Context, env: &EnvFile) -> Result<()> {
     let hosts = hosts(env);
-    if Mode::of(env) != Some(Mode::Local) || hosts.is_empty() {
+    if hosts.is_empty() {
+        return Ok(());
+    }
+    let verb = if cx.dry_run { "# would write" } else { "wrote" };
+    if Mode::of(env) == Some(Mode::Acme) {
+        if let Some(why) = acme::ensure_bootstrap(&cx.root, &hosts, SystemTime::now(), !cx.dry_run)? {
+            println!(
+                "{verb} a self-signed certificate for {} under {}/, served until certbot's exists ({why})",
+                hosts.join(", "),
+                local::DIR
+            );
+        }
+        return Ok(());
+    }
+    if Mode::of(env) != Some(Mode::Local) {
         return Ok(());
     }
     let outcome = local::ensure(&cx.root, &hosts, SystemTime::now(), !cx.dry_run)?;
     if let local::Outcome::Issued { why, new_ca } = outcome {
         let what = if new_ca { "a local CA and a certificate" } else { "a certificate" };
-        let verb = if cx.dry_run { "# would write" } else { "wrote" };
         println!("{verb} {what} for {} under {}/ ({why})", hosts.join(", "), local::DIR);
     }
     Ok(())
@@ -130,6 +176,7 @@ pub fn tls(cx: &Context, args: TlsArgs) -> Result<()> {
             println!("{}", ca.display());
             Ok(())
         }
+        TlsCommand::Renew(renew) => acme::renew(cx, renew.force),
     }
 }
 

@@ -1,5 +1,5 @@
-//! The TLS part of the production preflight: the mode and ports, and in `files` mode the
-//! certificate and key as nginx will load them. `config::preflight` reports these with
+//! The TLS part of the production preflight: the mode and ports, in `files` mode the
+//! certificate and key as nginx will load them, in `acme` mode the ACME settings. `config::preflight` reports these with
 //! its own problems, one line each; a certificate that expires within 14 days is a
 //! warning only.
 
@@ -27,7 +27,7 @@ pub struct Findings {
 }
 
 impl Findings {
-    fn problem(&mut self, env: &EnvFile, key: &str, message: String) {
+    pub(crate) fn problem(&mut self, env: &EnvFile, key: &str, message: String) {
         self.problems.push(Finding { line: env.get(key).map(|e| e.first_line), message });
     }
 }
@@ -56,6 +56,7 @@ pub fn check(root: &Path, env: &EnvFile, now: SystemTime) -> Findings {
             found.problem(env, "TLS_MODE", format!("TLS_MODE={value:?} is not a TLS mode: use {}", Mode::CHOICES));
         }
         Some(Mode::Files) => check_files(root, env, now, &mut found),
+        Some(Mode::Acme) => crate::tls::acme::check(root, env, &mut found),
         // The xtask makes and renews these itself before the stack starts.
         Some(Mode::Local) => {}
     }

@@ -43,6 +43,10 @@ pub const CHROMEDRIVER: SystemTool =
     SystemTool { name: "chromedriver", package: "chromium-driver", probe: Probe::Program("chromedriver", &[]) };
 pub const CERTUTIL: SystemTool =
     SystemTool { name: "certutil", package: "libnss3-tools", probe: Probe::Program("certutil", &[]) };
+/// The acme scenario's ACME test CA and its DNS server (one Debian package ships both).
+pub const PEBBLE: SystemTool = SystemTool { name: "pebble", package: "pebble", probe: Probe::Program("pebble", &[]) };
+pub const PEBBLE_CHALLTESTSRV: SystemTool =
+    SystemTool { name: "pebble-challtestsrv", package: "pebble", probe: Probe::Program("pebble-challtestsrv", &[]) };
 /// Makes the nginx checks' throwaway certificate and inspects TLS handshakes.
 pub const OPENSSL: SystemTool =
     SystemTool { name: "openssl", package: "openssl", probe: Probe::Program("openssl", &[]) };
@@ -83,7 +87,13 @@ pub fn missing<'a>(wanted: &[&'a SystemTool]) -> Vec<&'a SystemTool> {
 
 /// The command that installs `tools`.
 pub fn apt_line(tools: &[&SystemTool]) -> String {
-    let packages: Vec<&str> = tools.iter().map(|t| t.package).collect();
+    // One package can ship several tools (pebble and pebble-challtestsrv).
+    let mut packages: Vec<&str> = Vec::new();
+    for package in tools.iter().map(|t| t.package) {
+        if !packages.contains(&package) {
+            packages.push(package);
+        }
+    }
     format!("apt-get install -y {}", packages.join(" "))
 }
 
@@ -136,6 +146,7 @@ mod tests {
     #[test]
     fn the_apt_line_lists_every_package_once_in_order() {
         assert_eq!(apt_line(&[&NGINX, &POSTGRES, &DEBOOTSTRAP]), "apt-get install -y nginx postgresql debootstrap");
+        assert_eq!(apt_line(&[&PEBBLE, &CURL, &PEBBLE_CHALLTESTSRV]), "apt-get install -y pebble curl");
     }
 
     #[test]
