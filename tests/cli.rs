@@ -140,6 +140,10 @@ fn assert_calls(flavour: Installed, args: &[&str], stack: &str, expected: &[&str
     assert!(output.status.success(), "{args:?} failed: {}", stderr(&output));
     let mut want = probes(flavour);
     for rest in expected {
+        if rest.starts_with("ROOT|") {
+            want.push((*rest).to_owned());
+            continue;
+        }
         want.push(call(flavour, stack, rest));
         if *rest == "ps -q" {
             want.push(INSPECT.to_owned());
@@ -222,11 +226,17 @@ fn prod_builds_checks_starts_and_waits_for_health() {
         &[
             "build",
             "run --name NAME -T --no-deps web python manage.py check --deploy --fail-level WARNING",
+            "run --name NAME -T web python manage.py migrate --noinput",
+            "run --name NAME -T --no-deps web cp -R /opt/static/. /app/staticfiles/",
+            RUNNING_WEB,
             "up --detach --no-build",
             "ps -q",
         ],
     );
 }
+
+/// How a deploy asks whether the web service is running (a redeploy) or not (a first start).
+const RUNNING_WEB: &str = "ROOT|WEB_IMAGE=|docker ps --filter status=running --filter label=com.docker.compose.project=shop-prod --filter label=com.docker.compose.service=web --format {{.Names}}";
 
 /// What follows every one-off run: its container's state read back, then the container removed.
 const ONE_OFF_READBACK: [&str; 2] = [
@@ -234,7 +244,7 @@ const ONE_OFF_READBACK: [&str; 2] = [
     "ROOT|WEB_IMAGE=|docker rm --force NAME",
 ];
 
-const INSPECT: &str = r#"ROOT|WEB_IMAGE=|docker inspect --format {{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} c1 c2 c3"#;
+const INSPECT: &str = r#"ROOT|WEB_IMAGE=|docker inspect --format {{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.Name}} c1 c2 c3"#;
 
 #[test]
 fn prod_with_the_bundled_database_adds_the_db_overlay() {
@@ -245,12 +255,12 @@ fn prod_with_the_bundled_database_adds_the_db_overlay() {
     assert!(output.status.success(), "{}", stderr(&output));
     let overlay = format!("{} -f ROOT/docker/compose.db.yml", base_v2("prod"));
     let calls = sandbox.calls();
-    assert_eq!(calls.len(), 2 + 1 + 3 + 2 + 1, "{calls:#?}");
+    assert_eq!(calls.len(), 2 + 1 + 3 * 3 + 1 + 3, "{calls:#?}");
     assert_eq!(
         calls[2], "ROOT|WEB_IMAGE=|docker image inspect --format {{.Id}} shop-web",
         "--no-build confirms the image"
     );
-    for call in [&calls[3], &calls[6], &calls[7]] {
+    for call in [&calls[3], &calls[6], &calls[9], &calls[13], &calls[14]] {
         assert!(call.contains(&overlay), "{call}");
     }
     assert!(!calls.iter().any(|c| c.contains(" build")), "--no-build still built: {calls:#?}");
@@ -427,9 +437,31 @@ fn dry_run_prints_the_plan_and_calls_nothing() {
     assert_eq!(lines[2], line("run --name NAME -T --no-deps web python manage.py check --deploy --fail-level WARNING"));
     assert_eq!(lines[3], "cd ROOT && docker inspect --format '{{.State.Status}} {{.State.ExitCode}}' NAME");
     assert_eq!(lines[4], "cd ROOT && docker rm --force NAME");
-    assert_eq!(lines[5], line("up --detach --no-build"));
-    assert!(lines[6].starts_with("# wait up to 120s"), "{}", lines[6]);
-    assert_eq!(lines.len(), 8, "{stdout}");
+    assert_eq!(lines[5], line("run --name NAME -T web python manage.py migrate --noinput"));
+    assert_eq!(lines[8], line("run --name NAME -T --no-deps web cp -R /opt/static/. /app/staticfiles/"));
+    let docker = |rest: &str| format!("cd ROOT && docker {rest}");
+    let labels = "--filter 'label=com.docker.compose.project=shop-prod' --filter 'label=com.docker.compose.service=web'";
+    let deploy = [
+        format!("# if web and nginx of project shop-prod are running (`cd ROOT && docker ps --filter 'status=running' {labels} --format '{{{{.Names}}}}'`), redeploy beside them:"),
+        "# remove web containers that are not running: `cd ROOT && docker rm --force STALE...`".into(),
+        docker("inspect --format '{{.Image}}' OLD"),
+        line("up --detach --no-deps --no-build --no-recreate --scale 'web=<2 x running>' web"),
+        "# wait up to 120s until the new web container(s) NEW... are healthy; else `cd ROOT && docker rm --force NEW...`, and the old ones keep serving".into(),
+        "# write ROOT/.stack/nginx/django_web.conf naming NEW..., then:".into(),
+        line("exec -T nginx nginx -t -q"),
+        line("exec -T nginx nginx -s reload"),
+        format!("# wait up to 10s while nginx has workers of the old configuration: {}", line("exec -T nginx sh -c 'cat /proc/[0-9]*/cmdline'")),
+        docker("stop OLD..."),
+        docker("rm OLD..."),
+        docker("tag OLD-IMAGE shop-web:previous"),
+        line("up --detach --no-build --no-deps nginx"),
+        "# else (first start): write ROOT/.stack/nginx/django_web.conf naming the web service, then:".into(),
+        line("up --detach --no-build"),
+    ];
+    assert_eq!(lines[11..11 + deploy.len()], deploy, "{stdout}");
+    assert!(lines[26].starts_with("# wait up to 120s"), "{}", lines[26]);
+    assert_eq!(lines[27], "# then: the production stack is up at https://example.com:8443/");
+    assert_eq!(lines.len(), 28, "{stdout}");
     assert!(!sandbox.root().join("certs").exists(), "the dry run wrote certificates");
     assert!(!stdout.contains("PRIVATE KEY"), "{stdout}");
 }
