@@ -212,7 +212,7 @@ fn ctrl_c_while_waiting_for_health_stops_the_wait_without_a_timeout_error() {
     let sandbox = Sandbox::new(Installed::V2);
     let env = [("FAKE_INSPECT", "web running starting")];
     let output = interrupt_when(&sandbox, &["prod", "--wait-timeout", "60"], &env, |calls| {
-        calls.iter().any(|c| c.starts_with("ROOT|WEB_IMAGE=|docker inspect"))
+        calls.iter().any(|c| c.starts_with("ROOT|WEB_IMAGE=|docker inspect") && c.contains("compose.service"))
     });
     assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
     assert!(output.stderr.is_empty(), "{}", stderr(&output));
@@ -440,7 +440,8 @@ fn dry_run_prints_the_plan_and_calls_nothing() {
     assert_eq!(lines[5], line("run --name NAME -T web python manage.py migrate --noinput"));
     assert_eq!(lines[8], line("run --name NAME -T --no-deps web cp -R /opt/static/. /app/staticfiles/"));
     let docker = |rest: &str| format!("cd ROOT && docker {rest}");
-    let labels = "--filter 'label=com.docker.compose.project=shop-prod' --filter 'label=com.docker.compose.service=web'";
+    let labels =
+        "--filter 'label=com.docker.compose.project=shop-prod' --filter 'label=com.docker.compose.service=web'";
     let deploy = [
         format!("# if web and nginx of project shop-prod are running (`cd ROOT && docker ps --filter 'status=running' {labels} --format '{{{{.Names}}}}'`), redeploy beside them:"),
         "# remove web containers that are not running: `cd ROOT && docker rm --force STALE...`".into(),
@@ -613,4 +614,111 @@ fn a_start_that_fails_half_way_names_the_containers_left_and_how_to_remove_them(
     let output = sandbox.xtask(&["prod"], &[("FAKE_FAIL_ON", "up")]);
     let err = stderr(&output);
     assert!(err.contains("error: `cd ") && !err.contains("left container"), "nothing left, nothing said: {err}");
+}
+
+/// A running stack for the fake: web-1 serves; after `--scale`, web-2 has started beside it.
+const RUNNING_STACK: [(&str, &str); 2] =
+    [("FAKE_RUNNING", "shop-prod-web-1\\n"), ("FAKE_WEB", "shop-prod-web-1\\nshop-prod-web-2\\n")];
+
+/// The calls of a deploy after its one-offs, for comparison: the compose base as `COMPOSE`.
+fn deploy_calls(sandbox: &Sandbox) -> Vec<String> {
+    let compose = format!("ROOT|WEB_IMAGE=shop-web|{}", base_v2("prod"));
+    let calls = sandbox.calls();
+    let last_one_off = calls.iter().rposition(|c| c.contains("docker rm --force NAME")).unwrap();
+    calls[last_one_off + 1..].iter().map(|c| c.replace(&compose, "COMPOSE")).collect()
+}
+
+#[test]
+fn prod_against_a_running_stack_starts_beside_it_switches_nginx_then_drains() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let output = sandbox.xtask(&["prod", "--no-build"], &RUNNING_STACK);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let labels = "--filter label=com.docker.compose.project=shop-prod --filter label=com.docker.compose.service";
+    let inspect = INSPECT.replace(" c1 c2 c3", " shop-prod-web-2");
+    let want = [
+        format!("ROOT|WEB_IMAGE=|docker ps --filter status=running {labels}=web --format {{{{.Names}}}}"),
+        format!("ROOT|WEB_IMAGE=|docker ps --filter status=running {labels}=nginx --format {{{{.Names}}}}"),
+        format!("ROOT|WEB_IMAGE=|docker ps --all {labels}=web --format {{{{.Names}}}}"),
+        "ROOT|WEB_IMAGE=|docker inspect --format {{.Image}} shop-prod-web-1".into(),
+        "COMPOSE up --detach --no-deps --no-build --no-recreate --scale web=2 web".into(),
+        format!("ROOT|WEB_IMAGE=|docker ps --all {labels}=web --format {{{{.Names}}}}"),
+        inspect,
+        "COMPOSE exec -T nginx nginx -t -q".into(),
+        "COMPOSE exec -T nginx nginx -s reload".into(),
+        "COMPOSE exec -T nginx sh -c cat /proc/[0-9]*/cmdline".into(),
+        "ROOT|WEB_IMAGE=|docker stop shop-prod-web-1".into(),
+        "ROOT|WEB_IMAGE=|docker rm shop-prod-web-1".into(),
+        "ROOT|WEB_IMAGE=|docker tag sha256:0ld shop-web:previous".into(),
+        "COMPOSE up --detach --no-build --no-deps nginx".into(),
+    ];
+    assert_eq!(deploy_calls(&sandbox), want);
+    let upstream = fs::read_to_string(sandbox.root().join(".stack/nginx/django_web.conf")).unwrap();
+    assert!(upstream.ends_with("\nserver shop-prod-web-2:8000;\n"), "{upstream}");
+}
+
+#[test]
+fn a_new_version_that_never_becomes_healthy_is_removed_and_never_switched_to() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let mut env = RUNNING_STACK.to_vec();
+    env.push(("FAKE_INSPECT", "web running unhealthy /shop-prod-web-2"));
+    let output = sandbox.xtask(&["prod", "--no-build", "--wait-timeout", "0"], &env);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    let line = "error: the new version was not switched to (shop-prod-web-2 removed); shop-prod-web-1 still serve(s): container(s) shop-prod-web-2 not healthy after 0s: see the logs above, or raise --wait-timeout";
+    assert_eq!(err.lines().last(), Some(line), "{err}");
+    assert!(err.contains("last log lines of shop-prod-web-2"), "{err}");
+    let calls = deploy_calls(&sandbox);
+    let tail: Vec<&str> = calls[calls.len() - 2..].iter().map(String::as_str).collect();
+    assert_eq!(
+        tail,
+        ["ROOT|WEB_IMAGE=|docker logs --tail 30 shop-prod-web-2", "ROOT|WEB_IMAGE=|docker rm --force shop-prod-web-2"]
+    );
+    assert!(!calls.iter().any(|c| c.contains("reload") || c.contains("docker stop")), "{calls:#?}");
+    assert!(!sandbox.root().join(".stack/nginx/django_web.conf").exists(), "nginx was pointed at the new version");
+}
+
+#[test]
+fn rollback_retags_the_previous_image_and_deploys_it_without_building_or_migrating() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let output = sandbox.xtask(&["prod", "--rollback"], &RUNNING_STACK);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let calls = sandbox.calls();
+    assert_eq!(calls[2], "ROOT|WEB_IMAGE=|docker image inspect --format {{.Id}} shop-web:previous");
+    assert_eq!(calls[3], "ROOT|WEB_IMAGE=|docker tag shop-web:previous shop-web");
+    assert!(
+        calls[4].ends_with("run --name NAME -T --no-deps web cp -R /opt/static/. /app/staticfiles/"),
+        "{}",
+        calls[4]
+    );
+    assert!(!calls.iter().any(|c| c.contains(" build") || c.contains("migrate")), "{calls:#?}");
+    assert!(calls.iter().any(|c| c.contains("--scale web=2 web")), "{calls:#?}");
+}
+
+#[test]
+fn rollback_without_a_previous_image_says_where_it_comes_from() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let output = sandbox.xtask(&["prod", "--rollback"], &[("FAKE_FAIL_ON", "shop-web:previous")]);
+    assert_eq!(output.status.code(), Some(1));
+    let line = "error: there is no shop-web:previous to roll back to: a redeploy of the running stack keeps the image it replaces under that tag: `cd ROOT && docker image inspect --format '{{.Id}}' shop-web:previous` failed with exit code 1\n";
+    let err = stderr(&output).replace(&sandbox.root().display().to_string(), "ROOT");
+    assert_eq!(err.lines().last(), Some(line.trim_end()), "{err}");
+    assert!(
+        !sandbox.calls().iter().any(|c| c.contains(" tag ") || c.contains(" run ")),
+        "went on: {:#?}",
+        sandbox.calls()
+    );
+}
+
+#[test]
+fn ctrl_c_during_a_redeploy_removes_the_new_containers_and_leaves_the_old_serving() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let mut env = RUNNING_STACK.to_vec();
+    env.push(("FAKE_INSPECT", "web running starting /shop-prod-web-2"));
+    let output = interrupt_when(&sandbox, &["prod", "--no-build", "--wait-timeout", "60"], &env, |calls| {
+        calls.iter().any(|c| c.contains("compose.service") && c.ends_with(" shop-prod-web-2"))
+    });
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    let calls = sandbox.calls();
+    assert_eq!(calls.last().map(String::as_str), Some("ROOT|WEB_IMAGE=|docker rm --force shop-prod-web-2"));
+    assert!(!calls.iter().any(|c| c.contains("reload") || c.contains("docker stop")), "{calls:#?}");
 }

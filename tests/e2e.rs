@@ -22,6 +22,8 @@ mod failures;
 mod harness;
 #[path = "e2e/http.rs"]
 mod http;
+#[path = "e2e/redeploy.rs"]
+mod redeploy;
 
 use std::fs;
 use std::io::Read;
