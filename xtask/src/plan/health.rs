@@ -166,7 +166,7 @@ mod tests {
         lines.lines().filter_map(parse_line).collect()
     }
 
-    const STACK: Target = Target::Containers(&[]);
+    const NAMED: Target = Target::Containers(&[]);
 
     #[test]
     fn only_services_with_a_failing_or_pending_healthcheck_are_waited_for() {
@@ -188,7 +188,7 @@ mod tests {
     #[test]
     fn named_containers_are_reported_by_name() {
         let list = containers("web running unhealthy /shop-prod-web-2\nweb exited none /shop-prod-web-3\n");
-        assert_eq!(unhealthy(&list, STACK), ["shop-prod-web-2"]);
-        assert_eq!(stopped(&list, STACK), ["shop-prod-web-3"]);
+        assert_eq!(unhealthy(&list, NAMED), ["shop-prod-web-2"]);
+        assert_eq!(stopped(&list, NAMED), ["shop-prod-web-3"]);
     }
 }
