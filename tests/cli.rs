@@ -456,13 +456,14 @@ fn dry_run_prints_the_plan_and_calls_nothing() {
         docker("rm OLD..."),
         docker("tag OLD-IMAGE shop-web:previous"),
         line("up --detach --no-build --no-deps nginx"),
+        format!("# wait up to 120s until every healthcheck passes, polling: {} ps -q", line("").trim_end()),
         "# else (first start): write ROOT/.stack/nginx/django_web.conf naming the web service, then:".into(),
         line("up --detach --no-build"),
     ];
     assert_eq!(lines[11..11 + deploy.len()], deploy, "{stdout}");
-    assert!(lines[26].starts_with("# wait up to 120s"), "{}", lines[26]);
-    assert_eq!(lines[27], "# then: the production stack is up at https://example.com:8443/");
-    assert_eq!(lines.len(), 28, "{stdout}");
+    assert!(lines[27].starts_with("# wait up to 120s"), "{}", lines[27]);
+    assert_eq!(lines[28], "# then: the production stack is up at https://example.com:8443/");
+    assert_eq!(lines.len(), 29, "{stdout}");
     assert!(!sandbox.root().join("certs").exists(), "the dry run wrote certificates");
     assert!(!stdout.contains("PRIVATE KEY"), "{stdout}");
 }
@@ -650,6 +651,8 @@ fn prod_against_a_running_stack_starts_beside_it_switches_nginx_then_drains() {
         "ROOT|WEB_IMAGE=|docker rm shop-prod-web-1".into(),
         "ROOT|WEB_IMAGE=|docker tag sha256:0ld shop-web:previous".into(),
         "COMPOSE up --detach --no-build --no-deps nginx".into(),
+        "COMPOSE ps -q".into(),
+        INSPECT.into(),
     ];
     assert_eq!(deploy_calls(&sandbox), want);
     let upstream = fs::read_to_string(sandbox.root().join(".stack/nginx/django_web.conf")).unwrap();

@@ -68,7 +68,6 @@ set_env HTTPS_PORT "$https"
 set_env GUNICORN_WORKERS 4
 echo "starting the stack" >&2
 "$xtask" prod --with-db >"$work/first-start.log" 2>&1
-"$xtask" migrate --prod >/dev/null 2>&1
 
 home=$site/project-template/core/templates/core/home.html
 marks=$work/marks
@@ -86,7 +85,12 @@ deploy() {
     local start
     start=$(date +%s.%N)
     "$@" >"$work/$label.log" 2>&1 || { echo "$label failed: see $work/$label.log" >&2; tail -20 "$work/$label.log" >&2; }
+    local deadline=$((SECONDS + 180))
     until curl -s --cacert "$site/certs/ca.pem" --resolve "localhost:$https:127.0.0.1" "https://localhost:$https/" | grep -q "$text"; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            echo "$label: the new page was not served within 180 s" >&2
+            break
+        fi
         sleep 0.1
     done
     local served

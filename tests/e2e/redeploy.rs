@@ -232,9 +232,7 @@ impl SlowRequest {
         });
         let stopped = thread::spawn(move || {
             let running = || docker(&["inspect", "--format", "{{.State.Running}}", &old_name]).stdout == b"true\n";
-            let gone =
-                wait_for(Duration::from_secs(300), Duration::from_millis(100), || (!running()).then(Instant::now));
-            gone
+            wait_for(Duration::from_secs(300), Duration::from_millis(100), || (!running()).then(Instant::now))
         });
         SlowRequest { request, stopped }
     }

@@ -99,8 +99,9 @@ impl Deploy {
             runner::run_step(cx, &self.docker(&["tag", image], &[self.previous()]))?;
         }
         // nginx's own configuration (a renewed certificate) may have changed; `up` of nginx
-        // alone is a no-op otherwise, and never touches web.
-        runner::run_step(cx, &self.refresh_nginx())
+        // alone is a no-op otherwise, and never touches web. A recreated nginx is waited for.
+        runner::run_step(cx, &self.refresh_nginx())?;
+        health::wait(cx, &self.compose, self.timeout_secs)
     }
 
     /// Waits for the new containers, then points nginx at them; the upstream file is put
@@ -231,14 +232,16 @@ impl Deploy {
             self.docker(&["rm"], &old).to_string(),
             self.docker(&["tag", "OLD-IMAGE"], &[self.previous()]).to_string(),
             self.refresh_nginx().to_string(),
+            self.wait_line(),
             format!("# else (first start): write {} naming the web service, then:", display(&file)),
             self.up_all().to_string(),
-            format!(
-                "# wait up to {}s until every healthcheck passes, polling: {} ps -q",
-                self.timeout_secs, self.compose
-            ),
+            self.wait_line(),
         ];
         lines.join("\n")
+    }
+
+    fn wait_line(&self) -> String {
+        format!("# wait up to {}s until every healthcheck passes, polling: {} ps -q", self.timeout_secs, self.compose)
     }
 }
 
