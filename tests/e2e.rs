@@ -458,8 +458,13 @@ fn browser_logs_in_and_uploads(project: &Project, site: Site, ca: &std::path::Pa
     browser.type_into("#id_password", password);
     browser.click("input[type=submit]");
     let shot = harness::repo().join("target/e2e-https-admin.png");
-    let title = browser.title();
-    if !title.starts_with("Site administration") {
+    // WebDriver's click returns once the click is sent, not when the next page has loaded.
+    let mut title = String::new();
+    let admin = wait_for(Duration::from_secs(15), Duration::from_millis(250), || {
+        title = browser.title();
+        title.starts_with("Site administration").then_some(())
+    });
+    if admin.is_none() {
         browser.screenshot(&shot);
         panic!("not logged in (title {title:?}, {}); screenshot: {}", browser.url(), shot.display());
     }

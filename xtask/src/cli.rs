@@ -248,6 +248,9 @@ pub struct CiArgs {
     /// Run every step even after a failure, and report all failures together
     #[arg(long)]
     pub keep_going: bool,
+    /// Leave out the step named NAME (as the summary table names it); repeat for more
+    #[arg(long, value_name = "NAME")]
+    pub skip: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -45,7 +45,7 @@ struct Needs {
 const OWN_STEPS: &[&str] = &["stack_check::", "workflow_check::", "envfile_check::"];
 
 pub fn ci(cx: &Context, args: CiArgs) -> Result<()> {
-    let checks = plan(cx);
+    let checks = without(plan(cx), &args.skip)?;
     if cx.dry_run {
         print!("{}", render(&checks));
         return Ok(());
@@ -93,6 +93,15 @@ fn plan(cx: &Context) -> Vec<Check> {
         check("workflows", cargo(&["test", "-p", "xtask", "--test", "workflows", "--", "workflow_check::"]), lint),
         check("e2e", engine_tests, e2e),
     ]
+}
+
+/// `checks` less the ones `--skip` names; a name that is no step is refused with the list.
+fn without(checks: Vec<Check>, skip: &[String]) -> Result<Vec<Check>> {
+    if let Some(unknown) = skip.iter().find(|name| !checks.iter().any(|c| c.name == name.as_str())) {
+        let names: Vec<&str> = checks.iter().map(|c| c.name).collect();
+        bail!("--skip {unknown:?} names no ci step: use one of {}", names.join(", "));
+    }
+    Ok(checks.into_iter().filter(|c| !skip.iter().any(|name| name == c.name)).collect())
 }
 
 fn check(name: &'static str, step: Step, needs: Needs) -> Check {
@@ -262,6 +271,20 @@ mod tests {
                 assert!(skipped, "{}: `{filter}` would also run in the cargo test step", check.name);
             }
         }
+    }
+
+    #[test]
+    fn skip_leaves_out_the_named_steps_and_refuses_an_unknown_name() {
+        let names = |skip: &[&str]| {
+            let skip: Vec<String> = skip.iter().map(|s| s.to_string()).collect();
+            without(checks(), &skip).map(|c| c.iter().map(|c| c.name).collect::<Vec<_>>())
+        };
+        let all = names(&[]).unwrap();
+        let fewer = names(&["e2e", "env fuzz"]).unwrap();
+        assert_eq!(fewer.len(), all.len() - 2);
+        assert!(!fewer.contains(&"e2e") && !fewer.contains(&"env fuzz") && fewer.contains(&"clippy"));
+        let error = names(&["e2e", "lint"]).unwrap_err().to_string();
+        assert!(error.starts_with(r#"--skip "lint" names no ci step: use one of fmt, clippy,"#), "{error}");
     }
 
     #[test]
