@@ -725,3 +725,20 @@ fn ctrl_c_during_a_redeploy_removes_the_new_containers_and_leaves_the_old_servin
     assert_eq!(calls.last().map(String::as_str), Some("ROOT|WEB_IMAGE=|docker rm --force shop-prod-web-2"));
     assert!(!calls.iter().any(|c| c.contains("reload") || c.contains("docker stop")), "{calls:#?}");
 }
+
+#[test]
+fn a_failing_migration_on_a_running_stack_stops_before_the_switch_and_says_the_old_one_serves() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let mut env = RUNNING_STACK.to_vec();
+    env.push(("FAKE_FAIL_ON", "migrate"));
+    let output = sandbox.xtask(&["prod", "--no-build"], &env);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    let error = err.lines().last().unwrap_or_default();
+    assert!(
+        error.starts_with("error: the deploy stopped before its switch and the running version still serves: `cd "),
+        "{err}"
+    );
+    assert!(error.ends_with(" web python manage.py migrate --noinput` failed with exit code 1"), "{err}");
+    assert!(!sandbox.calls().iter().any(|c| c.contains("--scale") || c.contains(" up ")), "{:#?}", sandbox.calls());
+}

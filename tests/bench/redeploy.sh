@@ -51,6 +51,7 @@ git -C "$root" ls-files -z --cached --others --exclude-standard | (cd "$root" &&
 export XTASK_ROOT=$site
 
 cleanup() {
+    docker compose --project-name "$name-prod" logs --no-color nginx >"$work/nginx.log" 2>&1 || true
     "$xtask" down --prod --volumes >/dev/null 2>&1 || true
     docker image rm "$name-web" "$name-web:previous" >/dev/null 2>&1 || true
     "$root/tests/e2e/support/wheelhouse.sh" stop --dir "$work/wheelhouse" >/dev/null 2>&1 || true

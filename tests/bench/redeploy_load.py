@@ -4,7 +4,7 @@ run: CLIENTS threads alternate GET / and GET <its stylesheet>, one thread posts 
 uploads slowly (64 KiB every 60 ms, about 4 s each), all over HTTPS to localhost on
 127.0.0.1 trusting --ca, one new connection per request, until the --stop file exists
 (at most 15 minutes or 200,000 requests). Each request is one line of --out:
-`<kind> <start> <end> <ok>`.
+`<kind> <start> <end> <ok> <what went wrong, for a failure>`.
 
 report: for each line of --marks (`<label> <start> <served> <end>`, epoch seconds), the
 requests that started in [start, end]: count, failed, the longest gap without a successful
@@ -53,20 +53,20 @@ def pages(site, record, stop, css):
         start = time.time()
         try:
             status, _, _ = site.get(path)
-            ok = status == 200
-        except OSError:
-            ok = False
-        record("page", start, time.time(), ok)
+            ok, why = status == 200, f"GET {path} {status}"
+        except OSError as error:
+            ok, why = False, f"GET {path} {error!r}"
+        record("page", start, time.time(), ok, why)
 
 
 def uploads(site, record, stop):
     while not stop():
         start = time.time()
         try:
-            ok = upload(site)
-        except OSError:
-            ok = False
-        record("upload", start, time.time(), ok)
+            ok, why = upload(site)
+        except OSError as error:
+            ok, why = False, f"upload {error!r}"
+        record("upload", start, time.time(), ok, why)
 
 
 def upload(site):
@@ -74,7 +74,7 @@ def upload(site):
     token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', body)
     csrf = re.search(r"csrftoken=([^;]+)", cookie)
     if status != 200 or not token or not csrf:
-        return False
+        return False, f"GET /uploads/ {status}"
     boundary = uuid.uuid4().hex
     head = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="csrfmiddlewaretoken"\r\n\r\n{token.group(1).decode()}\r\n'
@@ -98,7 +98,7 @@ def upload(site):
         conn.send(tail)
         response = conn.getresponse()
         response.read()
-        return response.status == 302
+        return response.status == 302, f"POST /uploads/ {response.status}"
     finally:
         conn.close()
 
@@ -109,9 +109,9 @@ def run(args):
     css = re.search(rb'<link rel="stylesheet" href="([^"]+)"', body).group(1).decode()
     lines, lock, began = [], threading.Lock(), time.time()
 
-    def record(kind, start, end, ok):
+    def record(kind, start, end, ok, why):
         with lock:
-            lines.append(f"{kind} {start:.6f} {end:.6f} {int(ok)}\n")
+            lines.append(f"{kind} {start:.6f} {end:.6f} {int(ok)} {'' if ok else why}\n")
 
     def stop():
         import os
@@ -132,8 +132,8 @@ def report(args):
     requests = []
     with open(args.out) as f:
         for line in f:
-            kind, start, end, ok = line.split()
-            requests.append((kind, float(start), float(end), ok == "1"))
+            kind, start, end, ok, *why = line.split(maxsplit=4)
+            requests.append((kind, float(start), float(end), ok == "1", " ".join(why).strip()))
     print(f"{'method':<12} {'requests':>8} {'uploads':>7} {'failed':>6} {'longest gap':>11} {'p99':>8} {'wall time':>9}")
     with open(args.marks) as f:
         for line in f:
@@ -147,6 +147,9 @@ def report(args):
             p99 = latencies[int(0.99 * (len(latencies) - 1))] if latencies else 0.0
             up = sum(1 for r in window if r[0] == "upload")
             print(f"{label:<12} {len(window):>8} {up:>7} {failed:>6} {gap:>10.2f}s {p99 * 1000:>6.0f}ms {served - start:>8.1f}s")
+            kinds = sorted({r[4] for r in window if not r[3]})
+            if kinds:
+                print(f"  failures of {label}: " + "; ".join(kinds))
 
 
 def main():

@@ -63,6 +63,31 @@ pub fn run(cx: &Context, deploy: &Deploy) -> Result<()> {
     deploy.redeploy(cx, &old)
 }
 
+/// Whether web and nginx of Compose project `project` run: a deploy is then a redeploy, and
+/// one that fails before its switch leaves that version serving.
+pub fn serving(cx: &Context, dir: &Path, project: &str) -> bool {
+    [WEB, NGINX].iter().all(|service| !containers(cx, dir, project, service, Which::Running).is_empty())
+}
+
+/// Names of the project's containers of `service`, sorted; none when Docker cannot say.
+fn containers(cx: &Context, dir: &Path, project: &str, service: &str, which: Which) -> Vec<String> {
+    let list = capture(cx, &list(dir, project, service, which)).unwrap_or_default();
+    let mut names: Vec<String> = list.split_whitespace().map(str::to_owned).collect();
+    names.sort();
+    names
+}
+
+fn list(dir: &Path, project: &str, service: &str, which: Which) -> Step {
+    let mut ps = Step::new("docker", dir).arg("ps");
+    ps = match which {
+        Which::Running => ps.args(["--filter", "status=running"]),
+        Which::All => ps.arg("--all"),
+    };
+    ps.args(["--filter", &format!("label=com.docker.compose.project={project}")])
+        .args(["--filter", &format!("label=com.docker.compose.service={service}")])
+        .args(["--format", "{{.Names}}"])
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Which {
     Running,
@@ -144,23 +169,8 @@ impl Deploy {
         self.containers(cx, WEB, Which::All).into_iter().filter(|c| !running.contains(c)).collect()
     }
 
-    /// Names of the project's containers of `service`, sorted; none when Docker cannot say.
     fn containers(&self, cx: &Context, service: &str, which: Which) -> Vec<String> {
-        let list = capture(cx, &self.list(service, which)).unwrap_or_default();
-        let mut names: Vec<String> = list.split_whitespace().map(str::to_owned).collect();
-        names.sort();
-        names
-    }
-
-    fn list(&self, service: &str, which: Which) -> Step {
-        let mut ps = Step::new("docker", &self.compose.dir).arg("ps");
-        ps = match which {
-            Which::Running => ps.args(["--filter", "status=running"]),
-            Which::All => ps.arg("--all"),
-        };
-        ps.args(["--filter", &format!("label=com.docker.compose.project={}", self.project)])
-            .args(["--filter", &format!("label=com.docker.compose.service={service}")])
-            .args(["--format", "{{.Names}}"])
+        containers(cx, &self.compose.dir, &self.project, service, which)
     }
 
     fn up_all(&self) -> Step {
@@ -210,7 +220,7 @@ impl Deploy {
             format!(
                 "# if web and nginx of project {} are running (`{}`), redeploy beside them:",
                 self.project,
-                self.list(WEB, Which::Running)
+                list(&self.compose.dir, &self.project, WEB, Which::Running)
             ),
             format!("# remove web containers that are not running: `{}`", self.docker(&["rm", "--force"], &["STALE...".into()])),
             self.docker(&["inspect", "--format", "{{.Image}}"], &["OLD".into()]).to_string(),

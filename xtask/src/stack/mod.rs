@@ -15,7 +15,7 @@ use crate::config::preflight;
 use crate::context::{unique_tag, Context};
 use crate::plan::run_error::Interrupted;
 use crate::plan::runner;
-use crate::plan::switch::{Deploy, NotSwitched};
+use crate::plan::switch::{self, Deploy, NotSwitched};
 use crate::plan::{Plan, Step, Task};
 use crate::project::Description;
 use crate::stack::compose::{Compose, Stack};
@@ -110,6 +110,10 @@ fn start(cx: &Context, stack: Stack, plan: Plan) -> Result<()> {
     // A redeploy that was not switched to left the old version serving, not a failed start.
     if error.downcast_ref::<Interrupted>().is_some() || error.downcast_ref::<NotSwitched>().is_some() {
         return Err(error);
+    }
+    // Neither is a redeploy stopped by a release step (a failing migration).
+    if matches!(stack, Stack::Prod { .. }) && switch::serving(cx, &cx.root, &stack.project(cx)) {
+        return Err(error.context("the deploy stopped before its switch and the running version still serves"));
     }
     let left = containers_of(cx, stack);
     if left.is_empty() {
