@@ -7,8 +7,9 @@ uploads slowly (64 KiB every 60 ms, about 4 s each), all over HTTPS to localhost
 `<kind> <start> <end> <ok> <what went wrong, for a failure>`.
 
 report: for each line of --marks (`<label> <start> <served> <end>`, epoch seconds), the
-requests that started in [start, end]: count, failed, the longest gap without a successful
-response, p99 latency of the page requests, and the wall time start -> served.
+requests that started in [start, end]: count, failed, p99 latency of the page requests; the
+longest time in [start, end] without a successful response ending; and the wall time
+start -> served.
 """
 
 import argparse
@@ -141,7 +142,7 @@ def report(args):
             start, served, end = float(start), float(served), float(end)
             window = sorted((r for r in requests if start <= r[1] <= end), key=lambda r: r[2])
             failed = sum(1 for r in window if not r[3])
-            done = [start] + [r[2] for r in window if r[3]] + [end]
+            done = [start] + sorted(r[2] for r in requests if r[3] and start <= r[2] <= end) + [end]
             gap = max(b - a for a, b in zip(done, done[1:]))
             latencies = sorted(r[2] - r[1] for r in window if r[0] == "page")
             p99 = latencies[int(0.99 * (len(latencies) - 1))] if latencies else 0.0
