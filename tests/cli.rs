@@ -224,6 +224,7 @@ fn prod_builds_checks_starts_and_waits_for_health() {
         &["prod"],
         "prod",
         &[
+            RUNNING_WEB,
             "build",
             "run --name NAME -T --no-deps web python manage.py check --deploy --fail-level WARNING",
             "run --name NAME -T web python manage.py migrate --noinput",
@@ -255,12 +256,12 @@ fn prod_with_the_bundled_database_adds_the_db_overlay() {
     assert!(output.status.success(), "{}", stderr(&output));
     let overlay = format!("{} -f ROOT/docker/compose.db.yml", base_v2("prod"));
     let calls = sandbox.calls();
-    assert_eq!(calls.len(), 2 + 1 + 3 * 3 + 1 + 3, "{calls:#?}");
+    assert_eq!(calls.len(), 2 + 1 + 1 + 3 * 3 + 1 + 3, "{calls:#?}");
     assert_eq!(
-        calls[2], "ROOT|WEB_IMAGE=|docker image inspect --format {{.Id}} shop-web",
+        calls[3], "ROOT|WEB_IMAGE=|docker image inspect --format {{.Id}} shop-web",
         "--no-build confirms the image"
     );
-    for call in [&calls[3], &calls[6], &calls[9], &calls[13], &calls[14]] {
+    for call in [&calls[4], &calls[7], &calls[10], &calls[14], &calls[15]] {
         assert!(call.contains(&overlay), "{call}");
     }
     assert!(!calls.iter().any(|c| c.contains(" build")), "--no-build still built: {calls:#?}");
@@ -686,13 +687,12 @@ fn rollback_retags_the_previous_image_and_deploys_it_without_building_or_migrati
     let output = sandbox.xtask(&["prod", "--rollback"], &RUNNING_STACK);
     assert!(output.status.success(), "{}", stderr(&output));
     let calls = sandbox.calls();
-    assert_eq!(calls[2], "ROOT|WEB_IMAGE=|docker image inspect --format {{.Id}} shop-web:previous");
-    assert_eq!(calls[3], "ROOT|WEB_IMAGE=|docker tag shop-web:previous shop-web");
-    assert!(
-        calls[4].ends_with("run --name NAME -T --no-deps web cp -R /opt/static/. /app/staticfiles/"),
-        "{}",
-        calls[4]
-    );
+    // After the probes (is the engine up, are the ports free, is the stack serving):
+    let at = calls.iter().position(|c| c.contains("image inspect")).expect("the previous image is confirmed");
+    assert_eq!(calls[at], "ROOT|WEB_IMAGE=|docker image inspect --format {{.Id}} shop-web:previous");
+    assert_eq!(calls[at + 1], "ROOT|WEB_IMAGE=|docker tag shop-web:previous shop-web");
+    let copy = &calls[at + 2];
+    assert!(copy.ends_with("run --name NAME -T --no-deps web cp -R /opt/static/. /app/staticfiles/"), "{copy}");
     assert!(!calls.iter().any(|c| c.contains(" build") || c.contains("migrate")), "{calls:#?}");
     assert!(calls.iter().any(|c| c.contains("--scale web=2 web")), "{calls:#?}");
 }

@@ -103,8 +103,10 @@ fn rollback_steps(cx: &Context, base: &Step) -> Plan {
 
 /// Runs a plan that starts `stack`. When it fails with containers of the stack in place
 /// (an engine error half-way, a service that never became healthy), the error names them
-/// and the command that removes them.
+/// and the command that removes them; unless the stack was serving before, and still is.
 fn start(cx: &Context, stack: Stack, plan: Plan) -> Result<()> {
+    let serving =
+        !cx.dry_run && matches!(stack, Stack::Prod { .. }) && switch::serving(cx, &cx.root, &stack.project(cx));
     let Err(error) = runner::execute(cx, plan) else { return Ok(()) };
     // Ctrl-C is the user stopping the stack on purpose, not a failed start.
     // A redeploy that was not switched to left the old version serving, not a failed start.
@@ -112,7 +114,7 @@ fn start(cx: &Context, stack: Stack, plan: Plan) -> Result<()> {
         return Err(error);
     }
     // Neither is a redeploy stopped by a release step (a failing migration).
-    if matches!(stack, Stack::Prod { .. }) && switch::serving(cx, &cx.root, &stack.project(cx)) {
+    if serving {
         return Err(error.context("the deploy stopped before its switch and the running version still serves"));
     }
     let left = containers_of(cx, stack);
