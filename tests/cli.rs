@@ -140,6 +140,10 @@ fn assert_calls(flavour: Installed, args: &[&str], stack: &str, expected: &[&str
     assert!(output.status.success(), "{args:?} failed: {}", stderr(&output));
     let mut want = probes(flavour);
     for rest in expected {
+        if rest.starts_with("ROOT|") {
+            want.push((*rest).to_owned());
+            continue;
+        }
         want.push(call(flavour, stack, rest));
         if *rest == "ps -q" {
             want.push(INSPECT.to_owned());
@@ -208,7 +212,7 @@ fn ctrl_c_while_waiting_for_health_stops_the_wait_without_a_timeout_error() {
     let sandbox = Sandbox::new(Installed::V2);
     let env = [("FAKE_INSPECT", "web running starting")];
     let output = interrupt_when(&sandbox, &["prod", "--wait-timeout", "60"], &env, |calls| {
-        calls.iter().any(|c| c.starts_with("ROOT|WEB_IMAGE=|docker inspect"))
+        calls.iter().any(|c| c.starts_with("ROOT|WEB_IMAGE=|docker inspect") && c.contains("compose.service"))
     });
     assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
     assert!(output.stderr.is_empty(), "{}", stderr(&output));
@@ -220,13 +224,20 @@ fn prod_builds_checks_starts_and_waits_for_health() {
         &["prod"],
         "prod",
         &[
+            RUNNING_WEB,
             "build",
             "run --name NAME -T --no-deps web python manage.py check --deploy --fail-level WARNING",
+            "run --name NAME -T web python manage.py migrate --noinput",
+            "run --name NAME -T --no-deps web cp -R /opt/static/. /app/staticfiles/",
+            RUNNING_WEB,
             "up --detach --no-build",
             "ps -q",
         ],
     );
 }
+
+/// How a deploy asks whether the web service is running (a redeploy) or not (a first start).
+const RUNNING_WEB: &str = "ROOT|WEB_IMAGE=|docker ps --filter status=running --filter label=com.docker.compose.project=shop-prod --filter label=com.docker.compose.service=web --format {{.Names}}";
 
 /// What follows every one-off run: its container's state read back, then the container removed.
 const ONE_OFF_READBACK: [&str; 2] = [
@@ -234,7 +245,7 @@ const ONE_OFF_READBACK: [&str; 2] = [
     "ROOT|WEB_IMAGE=|docker rm --force NAME",
 ];
 
-const INSPECT: &str = r#"ROOT|WEB_IMAGE=|docker inspect --format {{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} c1 c2 c3"#;
+const INSPECT: &str = r#"ROOT|WEB_IMAGE=|docker inspect --format {{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.Name}} c1 c2 c3"#;
 
 #[test]
 fn prod_with_the_bundled_database_adds_the_db_overlay() {
@@ -245,12 +256,12 @@ fn prod_with_the_bundled_database_adds_the_db_overlay() {
     assert!(output.status.success(), "{}", stderr(&output));
     let overlay = format!("{} -f ROOT/docker/compose.db.yml", base_v2("prod"));
     let calls = sandbox.calls();
-    assert_eq!(calls.len(), 2 + 1 + 3 + 2 + 1, "{calls:#?}");
+    assert_eq!(calls.len(), 2 + 1 + 1 + 3 * 3 + 1 + 3, "{calls:#?}");
     assert_eq!(
-        calls[2], "ROOT|WEB_IMAGE=|docker image inspect --format {{.Id}} shop-web",
+        calls[3], "ROOT|WEB_IMAGE=|docker image inspect --format {{.Id}} shop-web",
         "--no-build confirms the image"
     );
-    for call in [&calls[3], &calls[6], &calls[7]] {
+    for call in [&calls[4], &calls[7], &calls[10], &calls[14], &calls[15]] {
         assert!(call.contains(&overlay), "{call}");
     }
     assert!(!calls.iter().any(|c| c.contains(" build")), "--no-build still built: {calls:#?}");
@@ -451,9 +462,33 @@ fn dry_run_prints_the_plan_and_calls_nothing() {
     assert_eq!(lines[2], line("run --name NAME -T --no-deps web python manage.py check --deploy --fail-level WARNING"));
     assert_eq!(lines[3], "cd ROOT && docker inspect --format '{{.State.Status}} {{.State.ExitCode}}' NAME");
     assert_eq!(lines[4], "cd ROOT && docker rm --force NAME");
-    assert_eq!(lines[5], line("up --detach --no-build"));
-    assert!(lines[6].starts_with("# wait up to 120s"), "{}", lines[6]);
-    assert_eq!(lines.len(), 8, "{stdout}");
+    assert_eq!(lines[5], line("run --name NAME -T web python manage.py migrate --noinput"));
+    assert_eq!(lines[8], line("run --name NAME -T --no-deps web cp -R /opt/static/. /app/staticfiles/"));
+    let docker = |rest: &str| format!("cd ROOT && docker {rest}");
+    let labels =
+        "--filter 'label=com.docker.compose.project=shop-prod' --filter 'label=com.docker.compose.service=web'";
+    let deploy = [
+        format!("# if web and nginx of project shop-prod are running (`cd ROOT && docker ps --filter 'status=running' {labels} --format '{{{{.Names}}}}'`), redeploy beside them:"),
+        "# remove web containers that are not running: `cd ROOT && docker rm --force STALE...`".into(),
+        docker("inspect --format '{{.Image}}' OLD"),
+        line("up --detach --no-deps --no-build --no-recreate --scale 'web=<2 x running>' web"),
+        "# wait up to 120s until the new web container(s) NEW... are healthy; else `cd ROOT && docker rm --force NEW...`, and the old ones keep serving".into(),
+        "# write ROOT/.stack/nginx/django_web.conf naming NEW..., then:".into(),
+        line("exec -T nginx nginx -t -q"),
+        line("exec -T nginx nginx -s reload"),
+        format!("# wait up to 10s while nginx has workers of the old configuration: {}", line("exec -T nginx sh -c 'cat /proc/[0-9]*/cmdline'")),
+        docker("stop OLD..."),
+        docker("rm OLD..."),
+        docker("tag OLD-IMAGE shop-web:previous"),
+        line("up --detach --no-build --no-deps nginx"),
+        format!("# wait up to 120s until every healthcheck passes, polling: {} ps -q", line("").trim_end()),
+        "# else (first start): write ROOT/.stack/nginx/django_web.conf naming the web service, then:".into(),
+        line("up --detach --no-build"),
+    ];
+    assert_eq!(lines[11..11 + deploy.len()], deploy, "{stdout}");
+    assert!(lines[27].starts_with("# wait up to 120s"), "{}", lines[27]);
+    assert_eq!(lines[28], "# then: the production stack is up at https://example.com:8443/");
+    assert_eq!(lines.len(), 29, "{stdout}");
     assert!(!sandbox.root().join("certs").exists(), "the dry run wrote certificates");
     assert!(!stdout.contains("PRIVATE KEY"), "{stdout}");
 }
@@ -605,4 +640,129 @@ fn a_start_that_fails_half_way_names_the_containers_left_and_how_to_remove_them(
     let output = sandbox.xtask(&["prod"], &[("FAKE_FAIL_ON", "up")]);
     let err = stderr(&output);
     assert!(err.contains("error: `cd ") && !err.contains("left container"), "nothing left, nothing said: {err}");
+}
+
+/// A running stack for the fake: web-1 serves; after `--scale`, web-2 has started beside it.
+const RUNNING_STACK: [(&str, &str); 2] =
+    [("FAKE_RUNNING", "shop-prod-web-1\\n"), ("FAKE_WEB", "shop-prod-web-1\\nshop-prod-web-2\\n")];
+
+/// The calls of a deploy after its one-offs, for comparison: the compose base as `COMPOSE`.
+fn deploy_calls(sandbox: &Sandbox) -> Vec<String> {
+    let compose = format!("ROOT|WEB_IMAGE=shop-web|{}", base_v2("prod"));
+    let calls = sandbox.calls();
+    let last_one_off = calls.iter().rposition(|c| c.contains("docker rm --force NAME")).unwrap();
+    calls[last_one_off + 1..].iter().map(|c| c.replace(&compose, "COMPOSE")).collect()
+}
+
+#[test]
+fn prod_against_a_running_stack_starts_beside_it_switches_nginx_then_drains() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let output = sandbox.xtask(&["prod", "--no-build"], &RUNNING_STACK);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let labels = "--filter label=com.docker.compose.project=shop-prod --filter label=com.docker.compose.service";
+    let inspect = INSPECT.replace(" c1 c2 c3", " shop-prod-web-2");
+    let want = [
+        format!("ROOT|WEB_IMAGE=|docker ps --filter status=running {labels}=web --format {{{{.Names}}}}"),
+        format!("ROOT|WEB_IMAGE=|docker ps --filter status=running {labels}=nginx --format {{{{.Names}}}}"),
+        format!("ROOT|WEB_IMAGE=|docker ps --all {labels}=web --format {{{{.Names}}}}"),
+        "ROOT|WEB_IMAGE=|docker inspect --format {{.Image}} shop-prod-web-1".into(),
+        "COMPOSE up --detach --no-deps --no-build --no-recreate --scale web=2 web".into(),
+        format!("ROOT|WEB_IMAGE=|docker ps --all {labels}=web --format {{{{.Names}}}}"),
+        inspect,
+        "COMPOSE exec -T nginx nginx -t -q".into(),
+        "COMPOSE exec -T nginx nginx -s reload".into(),
+        "COMPOSE exec -T nginx sh -c cat /proc/[0-9]*/cmdline".into(),
+        "ROOT|WEB_IMAGE=|docker stop shop-prod-web-1".into(),
+        "ROOT|WEB_IMAGE=|docker rm shop-prod-web-1".into(),
+        "ROOT|WEB_IMAGE=|docker tag sha256:0ld shop-web:previous".into(),
+        "COMPOSE up --detach --no-build --no-deps nginx".into(),
+        "COMPOSE ps -q".into(),
+        INSPECT.into(),
+    ];
+    assert_eq!(deploy_calls(&sandbox), want);
+    let upstream = fs::read_to_string(sandbox.root().join(".stack/nginx/django_web.conf")).unwrap();
+    assert!(upstream.ends_with("\nserver shop-prod-web-2:8000;\n"), "{upstream}");
+}
+
+#[test]
+fn a_new_version_that_never_becomes_healthy_is_removed_and_never_switched_to() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let mut env = RUNNING_STACK.to_vec();
+    env.push(("FAKE_INSPECT", "web running unhealthy /shop-prod-web-2"));
+    let output = sandbox.xtask(&["prod", "--no-build", "--wait-timeout", "0"], &env);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    let line = "error: the new version was not switched to (shop-prod-web-2 removed); shop-prod-web-1 still serve(s): container(s) shop-prod-web-2 not healthy after 0s: see the logs above, or raise --wait-timeout";
+    assert_eq!(err.lines().last(), Some(line), "{err}");
+    assert!(err.contains("last log lines of shop-prod-web-2"), "{err}");
+    let calls = deploy_calls(&sandbox);
+    let tail: Vec<&str> = calls[calls.len() - 2..].iter().map(String::as_str).collect();
+    assert_eq!(
+        tail,
+        ["ROOT|WEB_IMAGE=|docker logs --tail 30 shop-prod-web-2", "ROOT|WEB_IMAGE=|docker rm --force shop-prod-web-2"]
+    );
+    assert!(!calls.iter().any(|c| c.contains("reload") || c.contains("docker stop")), "{calls:#?}");
+    assert!(!sandbox.root().join(".stack/nginx/django_web.conf").exists(), "nginx was pointed at the new version");
+}
+
+#[test]
+fn rollback_retags_the_previous_image_and_deploys_it_without_building_or_migrating() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let output = sandbox.xtask(&["prod", "--rollback"], &RUNNING_STACK);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let calls = sandbox.calls();
+    // After the probes (is the engine up, are the ports free, is the stack serving):
+    let at = calls.iter().position(|c| c.contains("image inspect")).expect("the previous image is confirmed");
+    assert_eq!(calls[at], "ROOT|WEB_IMAGE=|docker image inspect --format {{.Id}} shop-web:previous");
+    assert_eq!(calls[at + 1], "ROOT|WEB_IMAGE=|docker tag shop-web:previous shop-web");
+    let copy = &calls[at + 2];
+    assert!(copy.ends_with("run --name NAME -T --no-deps web cp -R /opt/static/. /app/staticfiles/"), "{copy}");
+    assert!(!calls.iter().any(|c| c.contains(" build") || c.contains("migrate")), "{calls:#?}");
+    assert!(calls.iter().any(|c| c.contains("--scale web=2 web")), "{calls:#?}");
+}
+
+#[test]
+fn rollback_without_a_previous_image_says_where_it_comes_from() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let output = sandbox.xtask(&["prod", "--rollback"], &[("FAKE_FAIL_ON", "shop-web:previous")]);
+    assert_eq!(output.status.code(), Some(1));
+    let line = "error: there is no shop-web:previous to roll back to: a redeploy of the running stack keeps the image it replaces under that tag: `cd ROOT && docker image inspect --format '{{.Id}}' shop-web:previous` failed with exit code 1\n";
+    let err = stderr(&output).replace(&sandbox.root().display().to_string(), "ROOT");
+    assert_eq!(err.lines().last(), Some(line.trim_end()), "{err}");
+    assert!(
+        !sandbox.calls().iter().any(|c| c.contains(" tag ") || c.contains(" run ")),
+        "went on: {:#?}",
+        sandbox.calls()
+    );
+}
+
+#[test]
+fn ctrl_c_during_a_redeploy_removes_the_new_containers_and_leaves_the_old_serving() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let mut env = RUNNING_STACK.to_vec();
+    env.push(("FAKE_INSPECT", "web running starting /shop-prod-web-2"));
+    let output = interrupt_when(&sandbox, &["prod", "--no-build", "--wait-timeout", "60"], &env, |calls| {
+        calls.iter().any(|c| c.contains("compose.service") && c.ends_with(" shop-prod-web-2"))
+    });
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    let calls = sandbox.calls();
+    assert_eq!(calls.last().map(String::as_str), Some("ROOT|WEB_IMAGE=|docker rm --force shop-prod-web-2"));
+    assert!(!calls.iter().any(|c| c.contains("reload") || c.contains("docker stop")), "{calls:#?}");
+}
+
+#[test]
+fn a_failing_migration_on_a_running_stack_stops_before_the_switch_and_says_the_old_one_serves() {
+    let sandbox = Sandbox::new(Installed::V2);
+    let mut env = RUNNING_STACK.to_vec();
+    env.push(("FAKE_FAIL_ON", "migrate"));
+    let output = sandbox.xtask(&["prod", "--no-build"], &env);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    let error = err.lines().last().unwrap_or_default();
+    assert!(
+        error.starts_with("error: the deploy stopped before its switch and the running version still serves: `cd "),
+        "{err}"
+    );
+    assert!(error.ends_with(" web python manage.py migrate --noinput` failed with exit code 1"), "{err}");
+    assert!(!sandbox.calls().iter().any(|c| c.contains("--scale") || c.contains(" up ")), "{:#?}", sandbox.calls());
 }

@@ -26,6 +26,8 @@ mod harness;
 mod http;
 #[path = "e2e/push.rs"]
 mod push;
+#[path = "e2e/redeploy.rs"]
+mod redeploy;
 
 use std::fs;
 use std::io::Read;
@@ -367,8 +369,9 @@ fn a_code_only_change_rebuilds_on_the_cached_dependency_layers() {
     let after = layers(&project.web_image());
     assert_eq!(before.len(), after.len(), "the layer count changed");
     let first_change = before.iter().zip(&after).position(|(b, a)| b != a);
-    // The last two layers are the code (COPY project-template/) and its writable directories.
-    assert_eq!(first_change, Some(before.len() - 2), "layers before the code were rebuilt:\n{before:#?}\n{after:#?}");
+    // The last three layers are the code (COPY project-template/), its writable directories
+    // and its collected static files.
+    assert_eq!(first_change, Some(before.len() - 3), "layers before the code were rebuilt:\n{before:#?}\n{after:#?}");
     eprintln!(
         "e2e: cache: the rebuilt image shares {} of its {} layers with the previous one",
         before.len() - 2,

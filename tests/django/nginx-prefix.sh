@@ -95,6 +95,7 @@ site_copy() {
         -e "s#\\\$\\{TLS_DIR\\}/#$cert_dir/#g" \
         -e "s/^([[:space:]]*listen[[:space:]]+)80([[:space:];])/\\1$http_listen\\2/" \
         -e "s/^([[:space:]]*listen[[:space:]]+)443([[:space:];])/\\1$https_listen\\2/" \
+        -e "s#^([[:space:]]*)include /etc/nginx/upstream/django_web.conf;#\\1server web:8000;#" \
         "$conf" >"$dest"
     grep -q -E "^[[:space:]]*listen[[:space:]]+$https_listen ssl" "$dest" \
         || die "expected a 'listen 443 ssl ...' line in $conf"

@@ -92,6 +92,9 @@ pub struct ProdArgs {
     /// Seconds to wait for every healthcheck to pass
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub wait_timeout: u64,
+    /// Switch back to the web image that served before the last redeploy (no build, no migration)
+    #[arg(long, conflicts_with = "no_build")]
+    pub rollback: bool,
 }
 
 #[derive(Debug, Clone, Args)]

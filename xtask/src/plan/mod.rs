@@ -7,6 +7,8 @@ pub mod one_off;
 pub mod run_error;
 pub mod runner;
 pub mod sink;
+pub mod switch;
+pub mod upstream;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -142,6 +144,10 @@ pub enum Task {
     /// `project` that were not there before, whatever happened: a command that must change
     /// nothing (`check`) leaves nothing behind.
     Tidy { project: String, dir: PathBuf, tasks: Vec<Task> },
+    /// Start the web service: beside a running version, switching nginx over once the new
+    /// containers are healthy and then draining the old ones; or, with nothing running, a
+    /// first start of the whole stack (see [`switch`]).
+    Deploy(switch::Deploy),
     /// Tell the user something once the steps before it have succeeded.
     Say(String),
 }
@@ -182,6 +188,7 @@ fn render_task(task: &Task) -> String {
                 inner.join("\n")
             )
         }
+        Task::Deploy(deploy) => deploy.render(),
         Task::Say(message) => format!("# then: {message}"),
     }
 }

@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result};
 use crate::context::Context;
 use crate::plan::leftovers::{self, Kind, KINDS};
 use crate::plan::run_error::{status_code, ChildFailed, Interrupted};
-use crate::plan::{health, one_off, sink};
+use crate::plan::{health, one_off, sink, switch};
 use crate::plan::{Plan, Step, Task};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -42,6 +42,7 @@ fn run_task(cx: &Context, task: Task) -> Result<()> {
         Task::Run(step) => run_step(cx, &step),
         Task::WaitHealthy { compose, timeout_secs } => health::wait(cx, &compose, timeout_secs),
         Task::OneOff { run, name } => run_one_off(cx, &run, &name),
+        Task::Deploy(deploy) => switch::run(cx, &deploy),
         Task::Tidy { project, dir, tasks } => {
             let before = KINDS.map(|kind| capture(cx, &kind.list(&dir, &project)).unwrap_or_default());
             let result = tasks.into_iter().try_for_each(|task| run_task(cx, task));
@@ -101,12 +102,15 @@ fn run_one_off(cx: &Context, run: &Step, name: &str) -> Result<()> {
 }
 
 /// A short probe's standard output, or None when it fails.
-fn capture(cx: &Context, step: &Step) -> Option<String> {
+pub(crate) fn capture(cx: &Context, step: &Step) -> Option<String> {
     if cx.verbose {
         eprintln!("+ {step}");
     }
-    let out =
-        duct::cmd(&step.program, &step.args).dir(&step.dir).stdout_capture().stderr_capture().unchecked().run().ok()?;
+    let mut expression = duct::cmd(&step.program, &step.args).dir(&step.dir);
+    for (key, value) in &step.env {
+        expression = expression.env(key, value);
+    }
+    let out = expression.stdout_capture().stderr_capture().unchecked().run().ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 

@@ -15,6 +15,7 @@ use crate::config::preflight;
 use crate::context::{unique_tag, Context};
 use crate::plan::run_error::Interrupted;
 use crate::plan::runner;
+use crate::plan::switch::{self, Deploy, NotSwitched};
 use crate::plan::{Plan, Step, Task};
 use crate::project::Description;
 use crate::stack::compose::{Compose, Stack};
@@ -45,28 +46,76 @@ pub fn prod(cx: &Context, args: ProdArgs) -> Result<()> {
     tls::ensure_local(cx, &env)?;
     let base = prepare(cx, stack)?;
     ports::require_free(cx, stack, &env)?;
-    let built = if args.no_build {
-        confirm_web_image(cx, &base)
-    } else {
-        base.clone().arg("build").fails_as("cannot build the production images")
+    let project = stack.project(cx);
+    let plan =
+        if args.rollback { rollback_steps(cx, &base) } else { release_steps(cx, &base, &project, args.no_build)? };
+    let deploy = Deploy {
+        compose: base.clone(),
+        project: project.clone(),
+        image: compose::web_image(cx),
+        timeout_secs: args.wait_timeout,
     };
-    let plan = Plan::default()
-        .run(built)
-        .then(one_off(&base, &stack.project(cx), OneOff::NoDeps, &[], DEPLOY_CHECK)?)
-        .run(base.clone().args(["up", "--detach", "--no-build"]))
-        .then(Task::WaitHealthy { compose: base, timeout_secs: args.wait_timeout })
+    let plan = plan
+        .then(one_off_command(&base, &project, OneOff::NoDeps, &[], &COPY_STATIC)?)
+        .then(Task::Deploy(deploy))
         .then(Task::Say(format!("the production stack is up at {}", prod_url(&env))));
     start(cx, stack, plan)
 }
 
+/// The new image, built (or confirmed with `--no-build`), then its release steps, once per
+/// deploy and before it takes traffic: Django's deployment checks, then the migrations.
+fn release_steps(cx: &Context, base: &Step, project: &str, no_build: bool) -> Result<Plan> {
+    let image = compose::web_image(cx);
+    let built = if no_build {
+        confirm_image(
+            base,
+            &image,
+            &format!("the web image {image} is not built: run `cargo xtask prod` without --no-build"),
+        )
+    } else {
+        base.clone().arg("build").fails_as("cannot build the production images")
+    };
+    Ok(Plan::default().run(built).then(one_off(base, project, OneOff::NoDeps, &[], DEPLOY_CHECK)?).then(one_off(
+        base,
+        project,
+        OneOff::WithDeps,
+        &[],
+        &["migrate", "--noinput"],
+    )?))
+}
+
+/// Copies the static files the web image collected when it was built (docker/Dockerfile puts
+/// them in /opt/static, outside the `static` volume's mount point) into that volume, over
+/// what is there: the previous version's hashed files stay, for pages its containers still
+/// render during the switch.
+const COPY_STATIC: [&str; 4] = ["cp", "-R", "/opt/static/.", "/app/staticfiles/"];
+
+/// `--rollback`: the image tagged `<web image>:previous` becomes the web image again, then
+/// deploys like a new version. Migrations are not undone (see README: expand, then contract).
+fn rollback_steps(cx: &Context, base: &Step) -> Plan {
+    let image = compose::web_image(cx);
+    let previous = format!("{image}:previous");
+    let missing = format!("there is no {previous} to roll back to: a redeploy of the running stack keeps the image it replaces under that tag");
+    Plan::default()
+        .run(confirm_image(base, &previous, &missing))
+        .run(Step::new("docker", &base.dir).args(["tag", &previous, &image]))
+}
+
 /// Runs a plan that starts `stack`. When it fails with containers of the stack in place
 /// (an engine error half-way, a service that never became healthy), the error names them
-/// and the command that removes them.
+/// and the command that removes them; unless the stack was serving before, and still is.
 fn start(cx: &Context, stack: Stack, plan: Plan) -> Result<()> {
+    let serving =
+        !cx.dry_run && matches!(stack, Stack::Prod { .. }) && switch::serving(cx, &cx.root, &stack.project(cx));
     let Err(error) = runner::execute(cx, plan) else { return Ok(()) };
     // Ctrl-C is the user stopping the stack on purpose, not a failed start.
-    if error.downcast_ref::<Interrupted>().is_some() {
+    // A redeploy that was not switched to left the old version serving, not a failed start.
+    if error.downcast_ref::<Interrupted>().is_some() || error.downcast_ref::<NotSwitched>().is_some() {
         return Err(error);
+    }
+    // Neither is a redeploy stopped by a release step (a failing migration).
+    if serving {
+        return Err(error.context("the deploy stopped before its switch and the running version still serves"));
     }
     let left = containers_of(cx, stack);
     if left.is_empty() {
@@ -169,19 +218,28 @@ pub(crate) fn build_web(base: &Step) -> Step {
     base.clone().args(["build", "web"]).fails_as("cannot build the web image")
 }
 
-/// With `--no-build`, the production web image must already exist: say so before Compose
+/// An image the plan starts from must already exist: say so (`missing`) before Compose
 /// would try to build it behind our back.
-fn confirm_web_image(cx: &Context, base: &Step) -> Step {
-    let image = compose::web_image(cx);
-    Step::new("docker", &base.dir)
-        .args(["image", "inspect", "--format", "{{.Id}}", &image])
-        .fails_as(format!("the web image {image} is not built: run `cargo xtask prod` without --no-build"))
+fn confirm_image(base: &Step, image: &str, missing: &str) -> Step {
+    Step::new("docker", &base.dir).args(["image", "inspect", "--format", "{{.Id}}", image]).fails_as(missing)
 }
 
 /// `run --name NAME [OPTIONS] web python manage.py ARGS` in a container named after the
 /// stack's Compose `project`, whose own exit code is read back (see [`Task::OneOff`]).
 /// Without a terminal on stdin (CI, pipes) Compose must not try to allocate one, hence `-T`.
 pub(crate) fn one_off(base: &Step, project: &str, deps: OneOff, options: &[&str], args: &[&str]) -> Result<Task> {
+    let command: Vec<&str> = ["python", "manage.py"].into_iter().chain(args.iter().copied()).collect();
+    one_off_command(base, project, deps, options, &command)
+}
+
+/// Like [`one_off`], for any command of the web image.
+pub(crate) fn one_off_command(
+    base: &Step,
+    project: &str,
+    deps: OneOff,
+    options: &[&str],
+    command: &[&str],
+) -> Result<Task> {
     let name = format!("{project}-oneoff-{}", unique_tag()?);
     let mut run = base.clone().args(["run", "--name", &name]);
     if !std::io::stdin().is_terminal() {
@@ -190,7 +248,7 @@ pub(crate) fn one_off(base: &Step, project: &str, deps: OneOff, options: &[&str]
     if deps == OneOff::NoDeps {
         run = run.arg("--no-deps");
     }
-    let run = run.args(options.iter().copied()).args(["web", "python", "manage.py"]).args(args.iter().copied());
+    let run = run.args(options.iter().copied()).arg("web").args(command.iter().copied());
     Ok(Task::OneOff { run, name })
 }
 

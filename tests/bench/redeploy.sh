@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Benchmark of a redeploy under load, both ways in the same run, on the real engine:
+#   (a) classic: `docker compose ... up --build --detach` (web recreated in place)
+#   (b) `cargo xtask prod --with-db` (start first, switch nginx, drain)
+# each shipping a code-only change (a template edit) to a running production stack.
+#
+#   bash tests/bench/redeploy.sh            (BENCH_CLIENTS=6 page clients, 1 slow uploader)
+#
+# A bounded request loop (tests/bench/redeploy_load.py, 127.0.0.1 only, HTTPS trusting the
+# project's CA) keeps several clients on the home page and its stylesheet, and one client
+# sending 4 MiB uploads slowly (about 4 s each), from before a deploy starts until the page
+# has shown the new version for 5 s. For each method it prints: requests, failed requests,
+# the longest gap without a successful response, p99 latency, and the wall time from the
+# command's start to the new version being served. The classic run goes first, while nginx
+# still names the web service; a switch leaves it naming containers, which a recreate in
+# place would not update.
+#
+# Without a registry it uses the end-to-end suite's stand-in base images and wheelhouse
+# (tests/e2e/support). Everything it makes (a scratch copy of the repository under
+# target/bench-redeploy/, a Compose project bench-redeploy-prod, its volumes and images) is
+# removed at the end. It is not a test: it prints, never fails on a figure.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+clients=${BENCH_CLIENTS:-6}
+work=$root/target/bench-redeploy
+name=bench-redeploy
+rm -rf "$work" && mkdir -p "$work"
+
+if ! docker compose version >/dev/null 2>&1 && [ -x "$root/target/tools/pip/docker/cli-plugins/docker-compose" ]; then
+    export DOCKER_CONFIG=$root/target/tools/pip/docker
+fi
+docker compose version >/dev/null || { echo "needs Compose v2 (docker compose)" >&2; exit 1; }
+
+cargo build --quiet --package xtask --manifest-path "$root/Cargo.toml"
+xtask=$root/target/debug/xtask
+
+# Base images and wheels as the end-to-end suite gets them (a registry is not needed).
+eval "$("$root/tests/e2e/support/base-images.sh" | grep -E '^[A-Z_]+=' | sed 's/^/export /')"
+mkdir -p "$work/wheelhouse"
+"$root/tests/e2e/support/wheelhouse.sh" build --image "$PYTHON_IMAGE" >"$work/wheels.env"
+cache=$(sed -n 's/^WHEELHOUSE_DIR=//p' "$work/wheels.env")
+ln -s "$cache/files" "$cache/simple" "$work/wheelhouse/" && cp "$cache/.stamp" "$work/wheelhouse/"
+export PIP_INDEX_URL
+PIP_INDEX_URL=$("$root/tests/e2e/support/wheelhouse.sh" start --dir "$work/wheelhouse" --image "$PYTHON_IMAGE" | sed -n 's/^PIP_INDEX_URL=//p')
+export BUILD_NETWORK=host XTASK_PROJECT_NAME=$name
+
+site=$work/site
+mkdir -p "$site"
+git -C "$root" ls-files -z --cached --others --exclude-standard | (cd "$root" && xargs -0 cp --parents -t "$site" 2>/dev/null || true)
+export XTASK_ROOT=$site
+
+cleanup() {
+    docker compose --project-name "$name-prod" logs --no-color nginx >"$work/nginx.log" 2>&1 || true
+    "$xtask" down --prod --volumes >/dev/null 2>&1 || true
+    docker image rm "$name-web" "$name-web:previous" >/dev/null 2>&1 || true
+    "$root/tests/e2e/support/wheelhouse.sh" stop --dir "$work/wheelhouse" >/dev/null 2>&1 || true
+    [ -z "${load_pid:-}" ] || kill "$load_pid" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+set_env() { sed -i "/^$1=/d" "$site/.env.prod"; echo "$1=$2" >>"$site/.env.prod"; }
+"$xtask" init --prod --host localhost >/dev/null
+https=$(free_port)
+set_env ALLOWED_HOSTS localhost,127.0.0.1
+set_env HTTP_PORT "$(free_port)"
+set_env HTTPS_PORT "$https"
+set_env GUNICORN_WORKERS 4
+echo "starting the stack" >&2
+"$xtask" prod --with-db >"$work/first-start.log" 2>&1
+
+home=$site/project-template/core/templates/core/home.html
+marks=$work/marks
+: >"$marks"
+python3 "$root/tests/bench/redeploy_load.py" run --port "$https" --ca "$site/certs/ca.pem" \
+    --clients "$clients" --out "$work/requests" --stop "$work/stop" &
+load_pid=$!
+sleep 5
+
+# One deploy: edit the page to $1, run the rest of the arguments, note when the new page is served.
+deploy() {
+    local text=$1 label=$2
+    shift 2
+    sed -i -E "s#<h1>[^<]*</h1>#<h1>$text</h1>#" "$home"
+    local start
+    start=$(date +%s.%N)
+    "$@" >"$work/$label.log" 2>&1 || { echo "$label failed: see $work/$label.log" >&2; tail -20 "$work/$label.log" >&2; }
+    local deadline=$((SECONDS + 180))
+    until curl -s --cacert "$site/certs/ca.pem" --resolve "localhost:$https:127.0.0.1" "https://localhost:$https/" | grep -q "$text"; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            echo "$label: the new page was not served within 180 s" >&2
+            break
+        fi
+        sleep 0.1
+    done
+    local served
+    served=$(date +%s.%N)
+    sleep 5
+    echo "$label $start $served $(date +%s.%N)" >>"$marks"
+}
+
+# The classic way: the compose command prod runs, with `up --build --detach`.
+classic=$("$xtask" --dry-run prod --with-db | grep -E ' up --detach --no-build$' | tail -1 | sed 's/ up --detach --no-build$/ up --build --detach/')
+deploy "Classic redeploy" classic bash -c "$classic"
+deploy "Start-first redeploy" xtask "$xtask" prod --with-db
+
+touch "$work/stop"
+wait "$load_pid"
+load_pid=
+python3 "$root/tests/bench/redeploy_load.py" report --out "$work/requests" --marks "$marks"
