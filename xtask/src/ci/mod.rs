@@ -77,6 +77,8 @@ fn plan(cx: &Context) -> Vec<Check> {
     )
     .pip_tools()
     .engine();
+    // The new repository's own ci steps, less e2e: what they need, this one needs.
+    let new_project = needs(&[&PYTHON_VENV, &DOCKER, &NGINX, &CURL, &OPENSSL, &POSTGRES]).pip_tools();
     // The end-to-end scenarios and the database tests on a real engine, one at a time.
     let engine_tests = cargo(&["test", "-p", "xtask", "--test", "e2e", "--test", "db_engine", "--", "--ignored"])
         .args(["--nocapture", "--test-threads=1"]);
@@ -91,7 +93,7 @@ fn plan(cx: &Context) -> Vec<Check> {
         check("nginx smoke", stack("stack_check::nginx_smoke"), needs(&[&NGINX, &CURL, &OPENSSL])),
         check("django sqlite", stack("stack_check::django_sqlite"), needs(&[&PYTHON_VENV])),
         check("django layer", stack("stack_check::django_layer"), needs(&[&PYTHON_VENV])),
-        check("new project", stack("stack_check::new_project"), needs(&[&PYTHON_VENV])),
+        check("new project", stack("stack_check::new_project"), new_project),
         check("django postgres", stack("stack_check::django_postgres"), needs(&[&PYTHON_VENV, &POSTGRES])),
         check("preflight", stack("stack_check::preflight"), needs(&[])),
         check("workflows", cargo(&["test", "-p", "xtask", "--test", "workflows", "--", "workflow_check::"]), lint),
@@ -311,6 +313,6 @@ mod tests {
     fn tools_that_could_not_be_installed_fail_the_checks_that_use_them() {
         let env = Environment { pip_error: Some("no network".into()), ..env() };
         let failed: Vec<&str> = checks().iter().filter(|c| env.blocker(c).is_some()).map(|c| c.name).collect();
-        assert_eq!(failed, ["compose config", "env fuzz", "hadolint", "workflows", "e2e"]);
+        assert_eq!(failed, ["compose config", "env fuzz", "hadolint", "new project", "workflows", "e2e"]);
     }
 }
