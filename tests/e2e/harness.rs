@@ -39,10 +39,11 @@ pub struct Suite {
     pub images: Vec<(String, String)>,
     /// Set for every child when `docker compose` is not Compose v2 already.
     pub docker_config: Option<PathBuf>,
-    /// `--python-version X.Y --glibc X.Y` of the python image, for wheelhouse.sh.
-    target: Vec<String>,
     /// The shared wheel cache (target/e2e-cache/wheelhouse-pyX.Y).
     wheel_cache: PathBuf,
+    /// The package index every scenario builds from: one URL for the whole run, so the
+    /// images' dependency layers are built once and reused by every scenario after the first.
+    wheelhouse: Wheelhouse,
 }
 
 pub fn suite() -> &'static Suite {
@@ -65,8 +66,9 @@ pub fn suite() -> &'static Suite {
             &[&["wheelhouse.sh", "build"], &target.iter().map(String::as_str).collect::<Vec<_>>()[..]].concat(),
         );
         let wheel_cache = PathBuf::from(value(&built, "WHEELHOUSE_DIR"));
+        let wheelhouse = Wheelhouse::start(&wheel_cache, &target);
         timing("base images and wheels ready", started.elapsed());
-        Suite { images, docker_config, target, wheel_cache }
+        Suite { images, docker_config, wheel_cache, wheelhouse }
     })
 }
 
@@ -117,41 +119,45 @@ pub fn docker_ok(args: &[&str]) -> String {
 /// made before the suite is set up do not install anything.
 static SUITE_CONFIG: Mutex<Option<PathBuf>> = Mutex::new(None);
 
-/// A package index serving the cached wheels from a directory of this project, so that
-/// stopping it never stops a server someone else uses.
+/// A package index serving the cached wheels from a directory of this test run's, so that
+/// it never stops a server someone else uses. The server ends by itself once this test
+/// process has ended (`--owner`), passed or failed: a static has no destructor to stop it.
 struct Wheelhouse {
-    dir: PathBuf,
     index_url: String,
 }
 
 impl Wheelhouse {
-    fn start(suite: &Suite, dir: PathBuf) -> Wheelhouse {
+    fn start(wheel_cache: &Path, target: &[String]) -> Wheelhouse {
+        let runs = wheel_cache.with_file_name("wheelhouse-runs");
+        remove_finished_runs(&runs);
+        let dir = runs.join(std::process::id().to_string());
+        let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         for name in ["files", "simple"] {
-            std::os::unix::fs::symlink(suite.wheel_cache.join(name), dir.join(name)).unwrap();
+            std::os::unix::fs::symlink(wheel_cache.join(name), dir.join(name)).unwrap();
         }
         // The stamp says the downloads are current, so `start` only serves them.
-        fs::copy(suite.wheel_cache.join(".stamp"), dir.join(".stamp")).unwrap();
-        let dir_arg = dir.to_string_lossy().into_owned();
-        let mut args = vec!["wheelhouse.sh", "start", "--dir", &dir_arg];
-        args.extend(suite.target.iter().map(String::as_str));
+        fs::copy(wheel_cache.join(".stamp"), dir.join(".stamp")).unwrap();
+        let (dir_arg, owner) = (dir.to_string_lossy().into_owned(), std::process::id().to_string());
+        let mut args = vec!["wheelhouse.sh", "start", "--dir", &dir_arg, "--owner", &owner];
+        args.extend(target.iter().map(String::as_str));
         let started = support(&args);
-        Wheelhouse { dir, index_url: value(&started, "PIP_INDEX_URL") }
+        Wheelhouse { index_url: value(&started, "PIP_INDEX_URL") }
     }
 }
 
-impl Drop for Wheelhouse {
-    fn drop(&mut self) {
-        let script = repo().join("tests/e2e/support/wheelhouse.sh");
-        let stopped = Command::new(script).arg("stop").arg("--dir").arg(&self.dir).stdin(Stdio::null()).output();
-        if !stopped.is_ok_and(|o| o.status.success()) {
-            eprintln!("e2e: could not stop the wheelhouse server of {}", self.dir.display());
+/// The directories of earlier runs whose server has ended (it removes its pid file then).
+fn remove_finished_runs(runs: &Path) {
+    let Ok(entries) = fs::read_dir(runs) else { return };
+    for entry in entries.flatten() {
+        if !entry.path().join("server.pid").exists() {
+            let _ = fs::remove_dir_all(entry.path());
         }
     }
 }
 
 /// A scratch copy of the project (a git repository with one commit), its own Compose
-/// project names `<name>-dev` and `<name>-prod`, and its own package index. Dropping it
+/// project names `<name>-dev` and `<name>-prod` (the package index is the run's, see `Suite`). Dropping it
 /// removes the containers, networks, volumes and image tags of both stacks.
 pub struct Project {
     pub name: String,
@@ -162,7 +168,6 @@ pub struct Project {
     compose: Option<String>,
     /// Images (ids or names) the scenario made besides the stacks' own tags.
     images: Mutex<Vec<String>>,
-    wheelhouse: Wheelhouse,
     dir: tempfile::TempDir,
 }
 
@@ -190,11 +195,10 @@ impl Project {
         git(&root, &["init", "-q"]);
         git(&root, &["add", "-A"]);
         git(&root, &["commit", "-q", "--allow-empty", "-m", "Scratch copy of the project"]);
-        let wheelhouse = Wheelhouse::start(suite, dir.path().join("wheelhouse"));
         let name = format!("e2e-{}-{scenario}", std::process::id());
         let images = Mutex::new(Vec::new());
         let (scenario, compose) = (scenario.to_owned(), compose.map(str::to_owned));
-        Project { name, scenario, created: Instant::now(), compose, images, wheelhouse, dir }
+        Project { name, scenario, created: Instant::now(), compose, images, dir }
     }
 
     pub fn root(&self) -> PathBuf {
@@ -223,7 +227,7 @@ impl Project {
             .current_dir(self.dir.path())
             .env("XTASK_ROOT", self.root())
             .env("XTASK_PROJECT_NAME", &self.name)
-            .env("PIP_INDEX_URL", &self.wheelhouse.index_url)
+            .env("PIP_INDEX_URL", &suite.wheelhouse.index_url)
             .env("BUILD_NETWORK", "host")
             .stdin(Stdio::null());
         for (key, value) in &suite.images {
@@ -240,7 +244,7 @@ impl Project {
 
     /// The package index serving the cached wheels to this project's builds.
     pub fn index_url(&self) -> &str {
-        &self.wheelhouse.index_url
+        &suite().wheelhouse.index_url
     }
 
     /// Runs `cargo xtask ARGS` (the built binary) and returns what it did.
@@ -428,14 +432,14 @@ impl Project {
 
 impl Project {
     /// Untagged images the classic builder (Compose v1) keeps of the builder stage: the
-    /// ones whose history names this project's package index, which no one else uses.
+    /// ones whose history names this run's package index, which no one else uses.
     fn build_leftovers(&self) -> Vec<String> {
         let dangling = docker_ok(&["images", "--quiet", "--no-trunc", "--filter", "dangling=true"]);
         dangling
             .lines()
             .filter(|id| {
                 let history = docker(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", id]);
-                text(&history.stdout).contains(&self.wheelhouse.index_url)
+                text(&history.stdout).contains(&suite().wheelhouse.index_url)
             })
             .map(str::to_owned)
             .collect()

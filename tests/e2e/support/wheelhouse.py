@@ -3,9 +3,9 @@
 
     wheelhouse.py index DIR
         DIR/files/*.whl -> DIR/simple/index.html and DIR/simple/<project>/index.html
-    wheelhouse.py serve DIR PIDFILE PORTFILE
+    wheelhouse.py serve DIR PIDFILE PORTFILE [OWNER_PID]
         serves DIR on 127.0.0.1 (a free port), writes its pid and port, runs
-        until SIGTERM/SIGINT.
+        until SIGTERM/SIGINT, or until process OWNER_PID has ended.
 
 Used by wheelhouse.sh; standard library only.
 """
@@ -17,6 +17,8 @@ import os
 import re
 import signal
 import sys
+import threading
+import time
 
 
 def normalize(name):
@@ -76,10 +78,25 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         sys.stderr.write("%s %s\n" % (self.log_date_time_string(), fmt % args))
 
 
-def serve(root, pidfile, portfile):
+def watch(owner, server):
+    """Stops the server once process `owner` is gone (a test run that ended or was killed)."""
+    while True:
+        time.sleep(1)
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            server.shutdown()
+            return
+        except PermissionError:
+            pass
+
+
+def serve(root, pidfile, portfile, owner=None):
     handler = functools.partial(Handler, directory=root)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     port = server.server_address[1]
+    if owner is not None:
+        threading.Thread(target=watch, args=(owner, server), daemon=True).start()
 
     def stop(*_):
         raise KeyboardInterrupt
@@ -106,8 +123,8 @@ def serve(root, pidfile, portfile):
 def main(argv):
     if len(argv) == 3 and argv[1] == "index":
         build_index(argv[2])
-    elif len(argv) == 5 and argv[1] == "serve":
-        serve(argv[2], argv[3], argv[4])
+    elif len(argv) in (5, 6) and argv[1] == "serve":
+        serve(argv[2], argv[3], argv[4], int(argv[5]) if len(argv) == 6 else None)
     else:
         sys.exit(__doc__)
 

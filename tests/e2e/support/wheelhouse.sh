@@ -16,6 +16,8 @@
 #   --dir DIR         wheelhouse directory
 #                     (default: target/e2e-cache/wheelhouse-py<X.Y>)
 #   --out FILE        write the KEY=value lines to FILE instead of stdout
+#   --owner PID       "start": the server also ends by itself once process PID has
+#                     ended (a test run serving one index to all its scenarios)
 #
 # Wheels are downloaded on the host with pip (--only-binary=:all: for the target
 # interpreter and platform), together with pip, setuptools, wheel and uv, into
@@ -50,7 +52,7 @@ cmd=${1:-}; [ $# -gt 0 ] && shift
 case "$cmd" in start|build|stop) ;; *) usage ;; esac
 
 req="$repo/project-template/requirements.txt"
-image="" pyver="" glibc="" dir="" out=""
+image="" pyver="" glibc="" dir="" out="" owner=""
 while [ $# -gt 0 ]; do
     case "$1" in
         -r|--requirements) req=$2; shift 2 ;;
@@ -59,6 +61,7 @@ while [ $# -gt 0 ]; do
         --glibc) glibc=$2; shift 2 ;;
         --dir) dir=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
+        --owner) owner=$2; shift 2 ;;
         -h|--help) usage ;;
         *) die "unknown argument: $1" ;;
     esac
@@ -150,7 +153,7 @@ if server_alive; then
     log "reusing server $(cat "$dir/server.pid")"
 else
     rm -f "$dir/server.pid" "$dir/server.port"
-    setsid "$PY" "$here/wheelhouse.py" serve "$dir" "$dir/server.pid" "$dir/server.port" \
+    setsid "$PY" "$here/wheelhouse.py" serve "$dir" "$dir/server.pid" "$dir/server.port" ${owner:+"$owner"} \
         </dev/null >>"$dir/server.log" 2>&1 9>&- &
     for _ in $(seq 100); do
         [ -s "$dir/server.port" ] && break
