@@ -340,7 +340,7 @@ fn prod_reports_unhealthy_services_with_their_logs_on_timeout() {
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
     assert!(err.contains("service(s) web not healthy after 0s"), "{err}");
-    let logs = call(Installed::V2, "prod", "logs --no-color --tail 30 web");
+    let logs = call(Installed::V2, "prod", "logs --no-color --tail 100 web");
     assert!(sandbox.calls().contains(&logs), "{:#?}", sandbox.calls());
 }
 
@@ -699,7 +699,7 @@ fn a_new_version_that_never_becomes_healthy_is_removed_and_never_switched_to() {
     let tail: Vec<&str> = calls[calls.len() - 2..].iter().map(String::as_str).collect();
     assert_eq!(
         tail,
-        ["ROOT|WEB_IMAGE=|docker logs --tail 30 shop-prod-web-2", "ROOT|WEB_IMAGE=|docker rm --force shop-prod-web-2"]
+        ["ROOT|WEB_IMAGE=|docker logs --tail 100 shop-prod-web-2", "ROOT|WEB_IMAGE=|docker rm --force shop-prod-web-2"]
     );
     assert!(!calls.iter().any(|c| c.contains("reload") || c.contains("docker stop")), "{calls:#?}");
     assert!(!sandbox.root().join(".stack/nginx/django_web.conf").exists(), "nginx was pointed at the new version");

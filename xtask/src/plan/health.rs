@@ -139,16 +139,20 @@ fn unhealthy(containers: &[Container], target: Target) -> Vec<String> {
         .collect()
 }
 
+/// How many log lines a failed container shows: enough to reach past gunicorn's own
+/// shutdown traceback (about 30 lines) to the worker's error that caused it.
+const LOG_LINES: &str = "100";
+
 /// Prints the last log lines of each named service or container.
 fn explain(cx: &Context, target: Target, names: &[String]) {
     eprintln!("last log lines of {}:", names.join(", "));
     let steps = match target {
         Target::Stack(compose) => {
-            vec![compose.clone().args(["logs", "--no-color", "--tail", "30"]).args(names.iter().cloned())]
+            vec![compose.clone().args(["logs", "--no-color", "--tail", LOG_LINES]).args(names.iter().cloned())]
         }
         Target::Containers(_) => names
             .iter()
-            .map(|name| Step::new("docker", &cx.root).args(["logs", "--tail", "30"]).arg(name.clone()))
+            .map(|name| Step::new("docker", &cx.root).args(["logs", "--tail", LOG_LINES]).arg(name.clone()))
             .collect(),
     };
     for logs in steps {
