@@ -5,6 +5,10 @@ reader returns its default, or raises when there is none. A value that is given
 but cannot be parsed always raises ImproperlyConfigured naming the variable and
 the value, so a typo such as DEBUG=ture stops the process instead of silently
 meaning something else.
+
+Any variable NAME may instead be given as NAME_FILE, the path of a file holding the value
+(the convention of the official database images): Docker Swarm mounts secrets as files
+under /run/secrets, so a secret never has to be an environment variable of the service.
 """
 
 import os
@@ -24,7 +28,17 @@ REQUIRED = _Required()
 
 
 def _raw(name):
-    value = os.environ.get(name, "").strip()
+    path = os.environ.get(f"{name}_FILE", "").strip()
+    if not path:
+        value = os.environ.get(name, "").strip()
+        return value or None
+    if os.environ.get(name, "").strip():
+        raise ImproperlyConfigured(f"both {name} and {name}_FILE are set: keep only one of them")
+    try:
+        with open(path, encoding="utf-8") as file:
+            value = file.read().strip()
+    except OSError as error:
+        raise ImproperlyConfigured(f"{name}_FILE={path!r} cannot be read: {error.strerror}") from None
     return value or None
 
 

@@ -1,6 +1,7 @@
 """The strict environment readers in config.env."""
 
 import os
+import tempfile
 from unittest import mock
 
 from django.core.exceptions import ImproperlyConfigured
@@ -49,6 +50,31 @@ class StringTests(SimpleTestCase):
         with environ(SECRET_KEY=""):
             with self.assertRaisesMessage(ImproperlyConfigured, "SECRET_KEY is required"):
                 env.string("SECRET_KEY")
+
+
+class FileTests(SimpleTestCase):
+    def test_a_secret_file_gives_the_value_stripped_of_its_newline(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".secret") as file:
+            file.write("from-a-file\n")
+            file.flush()
+            with mock.patch.dict(os.environ, {"SECRET_KEY_FILE": file.name}, clear=True):
+                self.assertEqual(env.string("SECRET_KEY"), "from-a-file")
+
+    def test_both_forms_at_once_are_refused(self):
+        with tempfile.NamedTemporaryFile("w") as file:
+            with environ(SECRET_KEY="inline", SECRET_KEY_FILE=file.name):
+                with self.assertRaisesMessage(ImproperlyConfigured, "both SECRET_KEY and SECRET_KEY_FILE"):
+                    env.string("SECRET_KEY")
+
+    def test_an_unreadable_file_names_the_variable_and_the_path(self):
+        with mock.patch.dict(os.environ, {"SECRET_KEY_FILE": "/nonexistent/key"}, clear=True):
+            with self.assertRaisesMessage(ImproperlyConfigured, "SECRET_KEY_FILE='/nonexistent/key' cannot be read"):
+                env.string("SECRET_KEY")
+
+    def test_an_empty_file_counts_as_not_given(self):
+        with tempfile.NamedTemporaryFile("w") as file:
+            with mock.patch.dict(os.environ, {"PORT_FILE": file.name}, clear=True):
+                self.assertEqual(env.integer("PORT", default=5432), 5432)
 
 
 class IntegerTests(SimpleTestCase):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Entry point of the postgres stand-in: a reduced version of the official image's
 # docker-entrypoint.sh. On first start (empty $PGDATA) it runs initdb with
-# POSTGRES_USER/POSTGRES_PASSWORD, creates POSTGRES_DB, runs
+# POSTGRES_USER/POSTGRES_PASSWORD (or, as upstream, the files *_FILE name), creates POSTGRES_DB, runs
 # /docker-entrypoint-initdb.d/*.sh|*.sql, and allows password (scram-sha-256)
 # connections from any address. Then it runs the server in the foreground as the
 # postgres user.
@@ -22,6 +22,19 @@ if [ "$1" = 'postgres' ] && [ "$(id -u)" = '0' ]; then
     chmod 3777 /var/run/postgresql || :
     exec setpriv --reuid=postgres --regid=postgres --init-groups "${BASH_SOURCE[0]}" "$@"
 fi
+
+# VAR_FILE names a file holding VAR's value (a Swarm secret), as upstream.
+for var in POSTGRES_USER POSTGRES_PASSWORD POSTGRES_DB; do
+    file_var="${var}_FILE"
+    if [ -n "${!file_var:-}" ]; then
+        if [ -n "${!var:-}" ]; then
+            echo "error: both $var and $file_var are set (but are exclusive)" >&2
+            exit 1
+        fi
+        export "$var=$(< "${!file_var}")"
+        unset "$file_var"
+    fi
+done
 
 if [ "$1" = 'postgres' ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
     : "${POSTGRES_USER:=postgres}"
