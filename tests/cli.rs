@@ -681,7 +681,7 @@ fn prod_against_a_running_stack_starts_beside_it_switches_nginx_then_drains() {
     ];
     assert_eq!(deploy_calls(&sandbox), want);
     let upstream = fs::read_to_string(sandbox.root().join(".stack/nginx/django_web.conf")).unwrap();
-    assert!(upstream.ends_with("\nserver shop-prod-web-2:8000;\n"), "{upstream}");
+    assert!(upstream.ends_with("\n    server shop-prod-web-2:8000;\n}\n"), "{upstream}");
 }
 
 #[test]

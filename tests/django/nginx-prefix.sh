@@ -86,8 +86,10 @@ self_signed() {
 }
 
 # Copies CONF to DEST as the image's entrypoint renders it, with ${HTTPS_PORT} set to
-# HTTPS_PORT and the certificate read from CERT_DIR (for ${TLS_DIR}), and with its two listen sockets on
-# HTTP_LISTEN and HTTPS_LISTEN ("80", "127.0.0.1:8080", ...). The rest is unchanged.
+# HTTPS_PORT and the certificate read from CERT_DIR (for ${TLS_DIR}), the production stack's
+# backends (an upstream block naming web:8000 where `cargo xtask prod` writes one, no static
+# service), and with its two listen sockets on HTTP_LISTEN and HTTPS_LISTEN ("80",
+# "127.0.0.1:8080", ...). The rest is unchanged.
 site_copy() {
     local dest=$1 http_listen=$2 https_listen=$3 https_port=$4 cert_dir=$5
     sed -E \
@@ -95,7 +97,9 @@ site_copy() {
         -e "s#\\\$\\{TLS_DIR\\}/#$cert_dir/#g" \
         -e "s/^([[:space:]]*listen[[:space:]]+)80([[:space:];])/\\1$http_listen\\2/" \
         -e "s/^([[:space:]]*listen[[:space:]]+)443([[:space:];])/\\1$https_listen\\2/" \
-        -e "s#^([[:space:]]*)include /etc/nginx/upstream/django_web.conf;#\\1server web:8000;#" \
+        -e "s#^include /etc/nginx/upstream/\\*\\.conf;#upstream django_web {\\n    server web:8000;\\n}#" \
+        -e "s#\\\$\\{WEB_BACKEND\\}#http://django_web#g" \
+        -e "s#\\\$\\{STATIC_BACKEND\\}##g" \
         "$conf" >"$dest"
     grep -q -E "^[[:space:]]*listen[[:space:]]+$https_listen ssl" "$dest" \
         || die "expected a 'listen 443 ssl ...' line in $conf"

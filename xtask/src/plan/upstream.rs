@@ -1,7 +1,7 @@
 //! The nginx upstream of the web service: the one file naming the servers nginx sends the
 //! site's requests to. It is rendered here only, written into the directory that
-//! docker/compose.prod.yml mounts into nginx, and included by docker/nginx/default.conf's
-//! `upstream django_web` block; a redeploy rewrites it, then reloads nginx.
+//! docker/compose.prod.yml mounts into nginx, and included by docker/nginx/default.conf as
+//! the `upstream django_web` block; a redeploy rewrites it, then reloads nginx.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -25,10 +25,11 @@ pub fn path(root: &Path) -> PathBuf {
 /// web is healthy).
 pub fn render(hosts: &[String]) -> String {
     let mut text = String::from("# Written by `cargo xtask prod`: the web containers nginx sends requests to.\n");
+    text.push_str("upstream django_web {\n");
     for host in hosts {
-        text.push_str(&format!("server {host}:{PORT};\n"));
+        text.push_str(&format!("    server {host}:{PORT};\n"));
     }
-    text
+    text + "}\n"
 }
 
 /// Writes the file whole or not at all: a temporary file renamed over it, in the mounted
@@ -61,7 +62,7 @@ mod tests {
         assert_eq!(
             text,
             "# Written by `cargo xtask prod`: the web containers nginx sends requests to.\n\
-             server shop-prod-web-2:8000;\nserver shop-prod-web-3:8000;\n"
+             upstream django_web {\n    server shop-prod-web-2:8000;\n    server shop-prod-web-3:8000;\n}\n"
         );
     }
 
@@ -70,7 +71,7 @@ mod tests {
         let root = std::env::temp_dir().join(format!("upstream-test-{}", std::process::id()));
         write(&root, &["web".into()]).unwrap();
         write(&root, &["shop-prod-web-2".into()]).unwrap();
-        assert!(read(&root).unwrap().ends_with("server shop-prod-web-2:8000;\n"));
+        assert!(read(&root).unwrap().ends_with("    server shop-prod-web-2:8000;\n}\n"));
         let names: Vec<_> = fs::read_dir(root.join(DIR)).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, [FILE]);
         fs::remove_dir_all(&root).unwrap();
