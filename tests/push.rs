@@ -24,7 +24,7 @@ impl Sandbox {
         let sandbox = Sandbox { dir: tempfile::tempdir().unwrap() };
         let root = sandbox.root();
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        for file in ["docker/nginx/default.conf", "docker/static.Dockerfile"] {
+        for file in ["docker/nginx/static.conf", "docker/static.Dockerfile"] {
             fs::create_dir_all(root.join(file).parent().unwrap()).unwrap();
             fs::copy(repo.join(file), root.join(file)).unwrap();
         }
@@ -137,12 +137,14 @@ fn a_push_records_the_registrys_digests_and_pushing_the_same_images_again_is_a_n
     let web = format!("{REGISTRY}/web:1.0.0");
     let stat = format!("{REGISTRY}/static:1.0.0");
     let inspect = |r: &str| format!("docker manifest inspect --insecure --verbose {r}");
+    let build = |target: &str| {
+        format!("docker build --quiet --target {target} --file ROOT/docker/static.Dockerfile --build-arg NGINX_IMAGE=nginx:test CONTEXT")
+    };
     assert_eq!(
         sandbox.take_calls(),
         [
             "docker image inspect --format {{.Id}} shop-web".to_owned(),
-            "docker build --quiet --file ROOT/docker/static.Dockerfile --build-arg NGINX_IMAGE=nginx:test CONTEXT"
-                .into(),
+            build("static"),
             inspect(&web),
             inspect(&stat),
             format!("docker tag shop-web {web}"),
@@ -242,14 +244,14 @@ fn a_dry_run_prints_every_docker_command_and_runs_none() {
         &[],
     ));
     for expected in [
-        "docker build --quiet --file",
+        "docker build --quiet --target static --file",
         "docker image inspect --format '{{.Id}}' shop-web",
         "docker manifest inspect --insecure --verbose 127.0.0.1:5000/shop/web:1.0.0",
         "docker manifest inspect --insecure --verbose 127.0.0.1:5000/shop/static:1.0.0",
         "docker tag shop-web 127.0.0.1:5000/shop/web:1.0.0",
         "docker push --quiet 127.0.0.1:5000/shop/web:1.0.0",
         "docker push --quiet 127.0.0.1:5000/shop/static:1.0.0",
-        "# then: refuse if the registry holds either tag with another image",
+        "# then: refuse if the registry holds any tag with another image",
     ] {
         assert!(stdout.contains(expected), "no {expected:?} in:\n{stdout}");
     }

@@ -21,8 +21,8 @@ const MANIFEST_V2: &str = "application/vnd.docker.distribution.manifest.v2+json"
 
 /// A registry of this test alone, stopped (killed) and its storage removed when dropped,
 /// also when the test fails.
-struct Registry {
-    port: u16,
+pub struct Registry {
+    pub port: u16,
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -87,13 +87,13 @@ impl Drop for Registry {
 }
 
 /// `release --push` of `version`, the version the project's HEAD is tagged with, whose
-/// production env file exists.
-pub fn release_push(project: &Project, version: &str) {
+/// production env file exists. Returns the registry, which holds the release.
+pub fn release_push(project: &Project, version: &str) -> Registry {
     let registry = Registry::start();
     let prefix = format!("127.0.0.1:{}/{}", registry.port, project.name);
     let tagged = |kind: &str| format!("{prefix}/{kind}:{version}");
     let repository = |kind: &str| format!("{prefix}/{kind}");
-    for kind in ["web", "static"] {
+    for kind in KINDS {
         project.remove_later(&tagged(kind));
     }
     let env = [("REGISTRY", prefix.as_str())];
@@ -105,7 +105,7 @@ pub fn release_push(project: &Project, version: &str) {
     let manifest_path = project.path("dist/manifest.json");
     let manifest_bytes = fs::read(&manifest_path).unwrap();
     let images = recorded_images(&manifest_path);
-    assert_eq!(images.keys().collect::<Vec<_>>(), ["static", "web"], "{images:?}");
+    assert_eq!(images.keys().collect::<Vec<_>>(), KINDS, "{images:?}");
     let mut pinned = BTreeMap::new();
     for (kind, reference) in &images {
         let repo_path = format!("{}/{kind}", project.name);
@@ -116,12 +116,12 @@ pub fn release_push(project: &Project, version: &str) {
         pinned.insert(kind.clone(), reference.clone());
     }
     project.ok(&["verify"]);
-    let local_ids: BTreeMap<String, String> = ["static", "web"]
+    let local_ids: BTreeMap<String, String> = KINDS
         .iter()
         .map(|k| (k.to_string(), docker_ok(&["image", "inspect", "--format", "{{.Id}}", &tagged(k)])))
         .collect();
 
-    // The static image holds the tarball's bytes and the nginx configuration.
+    // The static image holds the tarball's bytes and its nginx configuration.
     let tarball = project.path(&format!("dist/{}-{version}-static.tar.gz", project.name));
     assert_static_image_is_the_tarball(project, &tagged("static"), &tarball);
 
@@ -155,7 +155,7 @@ pub fn release_push(project: &Project, version: &str) {
     assert_eq!(fs::read(&manifest_path).unwrap(), manifest_bytes, "manifest.json changed");
     assert_eq!(listing(&project.path("dist")), dist_before, "dist/ changed");
     assert_eq!(fs::read(project.path("dist/SHA256SUMS")).unwrap(), sums_before, "SHA256SUMS changed");
-    for kind in ["web", "static"] {
+    for kind in KINDS {
         let repo_path = format!("{}/{kind}", project.name);
         assert_eq!(
             registry.digest(&repo_path, version).map(|d| format!("{}@{d}", repository(kind))).as_ref(),
@@ -165,10 +165,11 @@ pub fn release_push(project: &Project, version: &str) {
         assert!(tags.contains(&format!(r#""tags":["{version}"]"#)), "{tags}");
     }
     let catalog = registry.get("_catalog").text();
-    assert!(catalog.contains(&format!(r#""repositories":["{0}/static","{0}/web"]"#, project.name)), "{catalog}");
+    let repositories = format!(r#""repositories":["{0}/static","{0}/web"]"#, project.name);
+    assert!(catalog.contains(&repositories), "{catalog}");
 
     // What a node gets: the local tags gone, each image pulled by the digest recorded.
-    for kind in ["web", "static"] {
+    for kind in KINDS {
         docker_ok(&["rmi", &tagged(kind)]);
     }
     let started = Instant::now();
@@ -178,8 +179,12 @@ pub fn release_push(project: &Project, version: &str) {
         let id = docker_ok(&["image", "inspect", "--format", "{{.Id}}", reference]);
         assert_eq!(&id, &local_ids[kind], "the pulled {kind} image is not the one pushed");
     }
-    timing("push: pull both images by digest", started.elapsed());
+    timing("push: pull the images by digest", started.elapsed());
+    registry
 }
+
+/// The images a release pushes, as manifest.json names them.
+const KINDS: [&str; 2] = ["static", "web"];
 
 /// `docker build -t TAG -` of `dockerfile`, with no context.
 fn build_from_stdin(tag: &str, dockerfile: &str) {
@@ -205,30 +210,36 @@ fn is_digest(value: &str) -> bool {
 }
 
 /// The files under /srv/static of `image` (copied out of a created, never started,
-/// container) are the tarball's, byte for byte, and its template is docker/nginx/default.conf.
+/// container) are the tarball's, byte for byte, and its template is docker/nginx/static.conf.
 fn assert_static_image_is_the_tarball(project: &Project, image: &str, tarball: &Path) {
     let scratch = tempfile::tempdir().unwrap();
     let (unpacked, copied) = (scratch.path().join("tarball"), scratch.path().join("image"));
     fs::create_dir_all(&unpacked).unwrap();
     fs::create_dir_all(&copied).unwrap();
     run_ok(Command::new("tar").arg("-xzf").arg(tarball).arg("-C").arg(&unpacked));
-    let container = docker_ok(&["create", image]);
-    let copy_out = |from: &str, to: &Path| {
-        let out = Command::new("docker").args(["cp", &format!("{container}:{from}")]).arg(to).output().unwrap();
-        assert!(out.status.success(), "docker cp {from}: {}", text(&out.stderr));
-    };
-    copy_out("/srv/static/.", &copied);
     let conf = scratch.path().join("default.conf.template");
-    copy_out("/etc/nginx/templates/default.conf.template", &conf);
-    docker_ok(&["rm", &container]);
+    copy_out_of(image, &[("/srv/static/.", &copied), (TEMPLATE, &conf)]);
     let (expected, actual) = (tree(&unpacked), tree(&copied));
     assert!(expected.len() > 2, "the tarball holds only {expected:?}");
     assert_eq!(actual.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>(), "the image has other files");
     for (path, content) in &expected {
         assert!(&actual[path] == content, "{path} in the image differs from the tarball's");
     }
-    assert_eq!(fs::read(&conf).unwrap(), fs::read(project.path("docker/nginx/default.conf")).unwrap());
+    assert_eq!(fs::read(&conf).unwrap(), fs::read(project.path("docker/nginx/static.conf")).unwrap());
     eprintln!("e2e: push: the static image holds the tarball's {} files byte for byte", expected.len());
+}
+
+/// Where the nginx images keep their configuration template.
+const TEMPLATE: &str = "/etc/nginx/templates/default.conf.template";
+
+/// Copies each (path in the image, host path) out of a created, never started, container of `image`.
+fn copy_out_of(image: &str, copies: &[(&str, &Path)]) {
+    let container = docker_ok(&["create", image]);
+    for (from, to) in copies {
+        let out = Command::new("docker").args(["cp", &format!("{container}:{from}")]).arg(to).output().unwrap();
+        assert!(out.status.success(), "docker cp {from}: {}", text(&out.stderr));
+    }
+    docker_ok(&["rm", &container]);
 }
 
 /// Every file and symlink under `root`: its path, and its bytes or `-> target`.

@@ -12,7 +12,7 @@ mod collect;
 mod gzip;
 mod image;
 mod lock;
-mod manifest;
+pub(crate) mod manifest;
 mod push;
 mod staging;
 mod tree;
