@@ -62,6 +62,8 @@ pub enum Command {
     Ci(CiArgs),
     /// Start a new repository with this pipeline and a fresh Django project named NAME
     New(NewArgs),
+    /// Deploy a pushed release to the Docker Swarm the Docker CLI points at (`deploy status`: what runs)
+    Deploy(DeployArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -276,4 +278,25 @@ pub struct NewArgs {
     /// The Django project's package name, a Python identifier [default: PATH's directory name]
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct DeployArgs {
+    #[command(subcommand)]
+    pub command: Option<DeployCommand>,
+    /// The release to deploy, pushed with `release --push` [default: the newest in dist/]
+    pub version: Option<String>,
+    /// Deploy again the version that served before the last deploy (no migration)
+    #[arg(long, conflicts_with = "version")]
+    pub rollback: bool,
+    /// Seconds to wait for each step (database, migrations, every service) to converge
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub wait_timeout: u64,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum DeployCommand {
+    /// The stack's services: version, tasks running/desired and image digests
+    Status,
 }

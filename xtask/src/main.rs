@@ -6,7 +6,7 @@ use clap::Parser;
 use xtask::cli::{Cli, Command};
 use xtask::config::{check, init};
 use xtask::plan::run_error;
-use xtask::{ci, db, new, release, stack, tls, Context};
+use xtask::{ci, db, deploy, new, release, stack, tls, Context};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Command::Tls(args) => tls::tls(&cx, args),
         Command::Ci(args) => ci::ci(&cx, args),
         Command::New(args) => new::new(&cx, args),
+        Command::Deploy(args) => deploy::deploy(&cx, args),
     });
     run_error::exit_code(result)
 }

@@ -279,7 +279,7 @@ fn check_path_part(part: &str) -> Result<(), String> {
 }
 
 /// Runs a short probe: whether it succeeded, its stdout and its stderr.
-fn capture(cx: &Context, step: &Step) -> Result<(bool, String, String)> {
+pub(crate) fn capture(cx: &Context, step: &Step) -> Result<(bool, String, String)> {
     if cx.verbose {
         eprintln!("+ {step}");
     }
@@ -295,7 +295,7 @@ fn capture(cx: &Context, step: &Step) -> Result<(bool, String, String)> {
     Ok((out.status.success(), text(&out.stdout), text(&out.stderr)))
 }
 
-fn first_line(text: &str) -> &str {
+pub(crate) fn first_line(text: &str) -> &str {
     text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no message")
 }
 

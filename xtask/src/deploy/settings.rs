@@ -1,0 +1,211 @@
+//! What .env.prod gives a Swarm deploy: the services' environment without its secrets,
+//! the secrets as versioned Swarm secrets, the TLS pair, the edge's nginx image and
+//! configuration, the web replicas and the database.
+
+use std::collections::BTreeMap;
+use std::fs;
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::config::envfile::EnvFile;
+use crate::context::Context;
+use crate::sha256;
+use crate::tls::{self, Mode};
+
+/// Variables that configure the stack itself (ports, images, certificates, builds), not
+/// Django: they stay out of the services' environment.
+const STACK_ONLY: &[&str] = &[
+    "HTTP_PORT",
+    "HTTPS_PORT",
+    "TLS_MODE",
+    "TLS_CERT_FILE",
+    "TLS_KEY_FILE",
+    "ACME_EMAIL",
+    "ACME_DIRECTORY_URL",
+    "ACME_CA_BUNDLE",
+    "CERTBOT_IMAGE",
+    "PYTHON_IMAGE",
+    "POSTGRES_IMAGE",
+    "NGINX_IMAGE",
+    "PIP_INDEX_URL",
+    "BUILD_NETWORK",
+    "WEB_REPLICAS",
+];
+
+/// The host name the bundled database answers to, as in the production stack.
+const BUNDLED_DB_HOST: &str = "db";
+const DEFAULT_REPLICAS: u64 = 2;
+const DEFAULT_POSTGRES_IMAGE: &str = "postgres:17-alpine";
+const DEFAULT_NGINX_IMAGE: &str = "nginx:1.27-alpine";
+/// The production stack's nginx configuration, which the edge runs as a Swarm config.
+const NGINX_CONF: &str = "docker/nginx/default.conf";
+
+/// A value that becomes a Swarm secret (or config). Those are immutable, so the name carries
+/// the first 12 hex digits of the value's SHA-256: a changed value is a new object, which the
+/// services switch to, and an unchanged one is reused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secret {
+    /// The name inside the stack file and the file name under /run/secrets.
+    pub key: String,
+    /// The Swarm object's name, `<stack>_<key>_<hash>`.
+    pub name: String,
+    pub value: String,
+    /// Where the value came from, for messages (`SECRET_KEY in .env.prod`).
+    pub origin: String,
+}
+
+/// Everything a deploy takes from .env.prod.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Django's variables, without secrets, plus `NAME_FILE` for each secret.
+    pub environment: BTreeMap<String, String>,
+    /// The secrets web reads (SECRET_KEY, POSTGRES_PASSWORD, ...).
+    pub secrets: Vec<Secret>,
+    /// The certificate chain and key the edge serves.
+    pub tls: [Secret; 2],
+    /// The edge's image (`NGINX_IMAGE`) and its configuration, a Swarm config: the edge
+    /// changes only when one of them or the certificate does, not with every release.
+    pub nginx_image: String,
+    pub nginx_conf: Secret,
+    pub replicas: u64,
+    pub http_port: u16,
+    pub https_port: u16,
+    /// `Some(image)` when POSTGRES_HOST is the bundled database.
+    pub bundled_db: Option<String>,
+}
+
+/// A variable whose value is a secret: the two the stack sets, and by name anything that
+/// holds a password, a secret, a token or a key.
+pub fn is_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    ["PASSWORD", "SECRET", "TOKEN"].iter().any(|word| upper.contains(word)) || upper.ends_with("_KEY")
+}
+
+/// What the production stack supports and a Swarm deploy does not, refused before the
+/// preflight: ACME's http-01 challenge is answered from a webroot that certbot writes, and
+/// on Swarm every node's edge would have to serve it.
+pub fn refuse_unsupported(env: &EnvFile) -> Result<()> {
+    if Mode::of(env) == Some(Mode::Acme) {
+        bail!(".env.prod: TLS_MODE=acme is not supported by `cargo xtask deploy`: every edge node would have to serve certbot's webroot; use TLS_MODE=files with a certificate renewed outside the Swarm (certbot on a manager, or DNS-01), see README \"Running on several nodes\"");
+    }
+    Ok(())
+}
+
+impl Settings {
+    pub fn read(cx: &Context, env: &EnvFile) -> Result<Settings> {
+        let file = ".env.prod";
+        let vars = env.vars();
+        let mut environment = BTreeMap::new();
+        let mut secrets = Vec::new();
+        for (key, value) in &vars {
+            if STACK_ONLY.contains(&key.as_str()) || value.trim().is_empty() && is_secret(key) {
+                continue;
+            }
+            if is_secret(key) {
+                environment.insert(format!("{key}_FILE"), format!("/run/secrets/{key}"));
+                secrets.push(secret(&cx.name, key, value.clone(), format!("{key} in {file}")));
+            } else {
+                environment.insert(key.clone(), value.clone());
+            }
+        }
+        let files = tls::Files::of(&cx.root, env);
+        let tls = [("fullchain.pem", &files.cert), ("privkey.pem", &files.key)].map(|(key, path)| {
+            let origin = path.display().to_string();
+            match fs::read_to_string(path) {
+                Ok(value) => Ok(secret(&cx.name, key, value, origin)),
+                // `local` certificates are made by the run that a dry run stands for.
+                Err(_) if cx.dry_run => {
+                    let mut unknown = secret(&cx.name, key, String::new(), format!("{origin}, made by the run"));
+                    unknown.name = format!("{}_{}_<hash of {origin}>", cx.name, key.replace('.', "_"));
+                    Ok(unknown)
+                }
+                Err(e) => Err(e).with_context(|| format!("cannot read {origin} (the TLS files of {file})")),
+            }
+        });
+        let [cert, key] = tls;
+        let tls = [cert?, key?];
+        let conf = cx.path(NGINX_CONF);
+        let conf_text = fs::read_to_string(&conf).with_context(|| format!("cannot read {NGINX_CONF}"))?;
+        let nginx_conf = secret(&cx.name, "default.conf.template", conf_text, NGINX_CONF.to_owned());
+        let nginx_image = setting(&vars, "NGINX_IMAGE").unwrap_or_else(|| DEFAULT_NGINX_IMAGE.to_owned());
+        let bundled = vars.get("POSTGRES_HOST").is_some_and(|h| h.trim() == BUNDLED_DB_HOST);
+        let postgres_image = setting(&vars, "POSTGRES_IMAGE").unwrap_or_else(|| DEFAULT_POSTGRES_IMAGE.to_owned());
+        Ok(Settings {
+            environment,
+            secrets,
+            tls,
+            nginx_image,
+            nginx_conf,
+            replicas: replicas(&vars)?,
+            http_port: port(&vars, "HTTP_PORT", 80)?,
+            https_port: port(&vars, "HTTPS_PORT", 443)?,
+            bundled_db: bundled.then_some(postgres_image),
+        })
+    }
+
+    /// Every secret, web's and the TLS pair.
+    pub fn all_secrets(&self) -> impl Iterator<Item = &Secret> {
+        self.secrets.iter().chain(&self.tls)
+    }
+
+    /// The database's own variables, for the bundled Postgres.
+    pub fn db_environment(&self) -> BTreeMap<String, String> {
+        ["POSTGRES_USER", "POSTGRES_DB", "POSTGRES_PASSWORD_FILE"]
+            .iter()
+            .filter_map(|key| self.environment.get(*key).map(|v| (key.to_string(), v.clone())))
+            .collect()
+    }
+}
+
+fn secret(stack: &str, key: &str, value: String, origin: String) -> Secret {
+    let (_, hex) = sha256::copy(&mut value.as_bytes(), std::io::sink()).expect("hashing memory cannot fail");
+    let slug: String =
+        key.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    Secret { key: key.to_owned(), name: format!("{stack}_{slug}_{}", &hex[..12]), value, origin }
+}
+
+/// A variable of the environment, else of .env.prod; None when blank in both.
+fn setting(vars: &BTreeMap<String, String>, key: &str) -> Option<String> {
+    std::env::var(key).ok().or_else(|| vars.get(key).cloned()).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn replicas(vars: &BTreeMap<String, String>) -> Result<u64> {
+    let Some(raw) = setting(vars, "WEB_REPLICAS") else { return Ok(DEFAULT_REPLICAS) };
+    match raw.parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => bail!("WEB_REPLICAS={raw:?} is not a number of web tasks: set it to 1 or more (2 keeps a task serving while another is replaced)"),
+    }
+}
+
+fn port(vars: &BTreeMap<String, String>, key: &str, default: u16) -> Result<u16> {
+    let Some(raw) = vars.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) else { return Ok(default) };
+    match raw.parse::<u16>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => bail!(".env.prod: {key}={raw:?} is not a port: use 1-65535"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_told_by_name() {
+        for name in ["SECRET_KEY", "POSTGRES_PASSWORD", "EMAIL_HOST_PASSWORD", "AWS_SECRET_ACCESS_KEY", "API_TOKEN"] {
+            assert!(is_secret(name), "{name}");
+        }
+        for name in ["POSTGRES_USER", "ALLOWED_HOSTS", "DEBUG", "KEYBOARD", "SECURE_HSTS_SECONDS"] {
+            assert!(!is_secret(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_secret_is_named_by_its_stack_key_and_value() {
+        let a = secret("shop", "SECRET_KEY", "one".into(), String::new());
+        let b = secret("shop", "SECRET_KEY", "two".into(), String::new());
+        assert!(a.name.starts_with("shop_secret_key_") && a.name.len() == "shop_secret_key_".len() + 12, "{}", a.name);
+        assert_ne!(a.name, b.name);
+        assert_eq!(a.name, secret("shop", "SECRET_KEY", "one".into(), "x".into()).name);
+        assert!(secret("shop", "fullchain.pem", "c".into(), String::new()).name.starts_with("shop_fullchain_pem_"));
+    }
+}

@@ -1,0 +1,198 @@
+//! The stack files `docker stack deploy` reads: docker/stack.yml (the site) and
+//! docker/stack.db.yml (the bundled database), filled in with the release's images, the
+//! environment and secrets of .env.prod, the ports and the version labels.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{anyhow, Context as _, Result};
+use serde_yaml::{Mapping, Value};
+
+use crate::deploy::settings::{Secret, Settings};
+
+pub const SITE: &str = "docker/stack.yml";
+pub const DB: &str = "docker/stack.db.yml";
+/// The service label that names the release a service runs, and the one before it on web.
+pub const VERSION_LABEL: &str = "xtask.version";
+pub const PREVIOUS_LABEL: &str = "xtask.previous";
+/// The node label the bundled database is placed by: `<stack>.db=true`.
+pub fn db_node_label(stack: &str) -> String {
+    format!("{stack}.db")
+}
+
+/// The network every service and the migration job join.
+pub fn network(stack: &str) -> String {
+    format!("{stack}_backend")
+}
+
+/// What one service of the site runs: its image and its labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub image: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Service {
+    /// `image` as release `version`, with `previous` noted when there is one.
+    pub fn of(image: &str, version: &str, previous: Option<&str>) -> Service {
+        let mut labels = BTreeMap::from([(VERSION_LABEL.to_owned(), version.to_owned())]);
+        if let Some(previous) = previous {
+            labels.insert(PREVIOUS_LABEL.to_owned(), previous.to_owned());
+        }
+        Service { image: image.to_owned(), labels }
+    }
+}
+
+/// The services of a site stack that run a release's images (the edge runs NGINX_IMAGE).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    pub web: Service,
+    pub static_files: Service,
+    /// The edge's labels.
+    pub edge: BTreeMap<String, String>,
+}
+
+/// docker/stack.yml filled in for `stack`.
+pub fn site(root: &Path, stack: &str, settings: &Settings, site: &Site) -> Result<String> {
+    let mut doc = base(root, SITE)?;
+    let web_secrets: Vec<&Secret> = settings.secrets.iter().collect();
+    let tls: Vec<&Secret> = settings.tls.iter().collect();
+    let mut edge_env = BTreeMap::from([("HTTPS_PORT".to_owned(), settings.https_port.to_string())]);
+    edge_env.extend(service_env(&doc, "edge")?);
+    {
+        let web = service(&mut doc, "web")?;
+        fill(web, &site.web, &settings.environment, &web_secrets);
+        deploy_of(web).insert("replicas".into(), Value::from(settings.replicas));
+    }
+    fill(service(&mut doc, "static")?, &site.static_files, &BTreeMap::new(), &[]);
+    {
+        let edge = service(&mut doc, "edge")?;
+        let image = Service { image: settings.nginx_image.clone(), labels: site.edge.clone() };
+        fill(edge, &image, &edge_env, &tls);
+        let mut conf = Mapping::new();
+        conf.insert("source".into(), settings.nginx_conf.key.clone().into());
+        conf.insert("target".into(), "/etc/nginx/templates/default.conf.template".into());
+        edge.insert("configs".into(), Value::Sequence(vec![Value::Mapping(conf)]));
+        let ports = [(80, settings.http_port), (443, settings.https_port)]
+            .map(|(target, published)| {
+                let mut port = Mapping::new();
+                port.insert("target".into(), Value::from(target));
+                port.insert("published".into(), Value::from(published));
+                port.insert("protocol".into(), "tcp".into());
+                port.insert("mode".into(), "host".into());
+                Value::Mapping(port)
+            })
+            .to_vec();
+        edge.insert("ports".into(), Value::Sequence(ports));
+    }
+    let all: Vec<&Secret> = settings.all_secrets().collect();
+    doc.insert("configs".into(), externals(&[&settings.nginx_conf]));
+    finish(doc, stack, &all)
+}
+
+/// docker/stack.db.yml filled in for `stack`'s bundled database running `image`.
+pub fn db(root: &Path, stack: &str, settings: &Settings, image: &str) -> Result<String> {
+    let mut doc = base(root, DB)?;
+    let password: Vec<&Secret> = settings.secrets.iter().filter(|s| s.key == "POSTGRES_PASSWORD").collect();
+    {
+        let db = service(&mut doc, "db")?;
+        fill(db, &Service { image: image.to_owned(), labels: BTreeMap::new() }, &settings.db_environment(), &password);
+        let constraint = format!("node.labels.{} == true", db_node_label(stack));
+        let mut placement = Mapping::new();
+        placement.insert("constraints".into(), Value::Sequence(vec![constraint.into()]));
+        deploy_of(db).insert("placement".into(), Value::Mapping(placement));
+    }
+    finish(doc, stack, &password)
+}
+
+fn base(root: &Path, file: &str) -> Result<Mapping> {
+    let path = root.join(file);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    match serde_yaml::from_str(&text).with_context(|| format!("{file} is not YAML: fix its syntax"))? {
+        Value::Mapping(doc) => Ok(doc),
+        _ => Err(anyhow!("{file} is not a mapping of services, networks and volumes: restore it from git")),
+    }
+}
+
+fn service<'a>(doc: &'a mut Mapping, name: &str) -> Result<&'a mut Mapping> {
+    doc.get_mut("services")
+        .and_then(|s| s.get_mut(name))
+        .and_then(Value::as_mapping_mut)
+        .ok_or_else(|| anyhow!("the stack file has no service {name:?}: restore it from git"))
+}
+
+/// The `environment` a service has in the base file.
+fn service_env(doc: &Mapping, name: &str) -> Result<BTreeMap<String, String>> {
+    let env = doc.get("services").and_then(|s| s.get(name)).and_then(|s| s.get("environment"));
+    let Some(Value::Mapping(env)) = env else { return Ok(BTreeMap::new()) };
+    env.iter()
+        .map(|(k, v)| {
+            let text = |v: &Value| v.as_str().map(str::to_owned).or_else(|| serde_yaml::to_string(v).ok());
+            Ok((text(k).unwrap_or_default(), text(v).unwrap_or_default().trim().to_owned()))
+        })
+        .collect()
+}
+
+fn deploy_of(service: &mut Mapping) -> &mut Mapping {
+    let deploy = service.entry("deploy".into()).or_insert_with(|| Value::Mapping(Mapping::new()));
+    if !deploy.is_mapping() {
+        *deploy = Value::Mapping(Mapping::new());
+    }
+    deploy.as_mapping_mut().expect("made a mapping above")
+}
+
+/// Sets a service's image, labels, environment and secrets (each mounted under
+/// /run/secrets by its key).
+fn fill(service: &mut Mapping, what: &Service, env: &BTreeMap<String, String>, secrets: &[&Secret]) {
+    service.insert("image".into(), what.image.clone().into());
+    if !env.is_empty() {
+        // `docker stack deploy` interpolates `$` as Compose does; the values are literal.
+        let literal = env.iter().map(|(k, v)| (k.clone(), v.replace('$', "$$"))).collect();
+        service.insert("environment".into(), string_map(&literal));
+    }
+    if !secrets.is_empty() {
+        let refs = secrets
+            .iter()
+            .map(|s| {
+                let mut r = Mapping::new();
+                r.insert("source".into(), s.key.clone().into());
+                r.insert("target".into(), s.key.clone().into());
+                Value::Mapping(r)
+            })
+            .collect();
+        service.insert("secrets".into(), Value::Sequence(refs));
+    }
+    if !what.labels.is_empty() {
+        deploy_of(service).insert("labels".into(), string_map(&what.labels));
+    }
+}
+
+/// The document with the external network and secrets named for `stack`.
+fn finish(mut doc: Mapping, stack: &str, secrets: &[&Secret]) -> Result<String> {
+    let mut network = Mapping::new();
+    network.insert("external".into(), true.into());
+    network.insert("name".into(), self::network(stack).into());
+    let mut networks = Mapping::new();
+    networks.insert("backend".into(), Value::Mapping(network));
+    doc.insert("networks".into(), Value::Mapping(networks));
+    if !secrets.is_empty() {
+        doc.insert("secrets".into(), externals(secrets));
+    }
+    serde_yaml::to_string(&doc).context("cannot write the stack file")
+}
+
+/// Top-level `secrets:` or `configs:` made by the deploy: each key names its Swarm object.
+fn externals(objects: &[&Secret]) -> Value {
+    let mut all = Mapping::new();
+    for object in objects {
+        let mut entry = Mapping::new();
+        entry.insert("external".into(), true.into());
+        entry.insert("name".into(), object.name.clone().into());
+        all.insert(object.key.clone().into(), Value::Mapping(entry));
+    }
+    Value::Mapping(all)
+}
+
+fn string_map(map: &BTreeMap<String, String>) -> Value {
+    Value::Mapping(map.iter().map(|(k, v)| (Value::from(k.clone()), Value::from(v.clone()))).collect())
+}

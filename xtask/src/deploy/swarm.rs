@@ -1,0 +1,367 @@
+//! The Swarm as the Docker CLI reaches it (a context, or DOCKER_HOST=ssh://...): what it
+//! has, the objects a deploy creates, and the waits that tell whether a step happened.
+//! Nothing is trusted from an exit code alone: a job is done when its task completed, a
+//! service when its update completed and its tasks run.
+
+use std::collections::BTreeMap;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use serde::Deserialize;
+
+use crate::context::Context;
+use crate::deploy::registry::{capture, first_line};
+use crate::deploy::settings::Secret;
+use crate::plan::runner::stop_if_interrupted;
+use crate::plan::Step;
+
+/// Lines of a failed task's log shown with the error.
+const LOG_LINES: &str = "100";
+const POLL: Duration = Duration::from_millis(1000);
+
+pub fn docker(cx: &Context) -> Step {
+    Step::new("docker", &cx.root)
+}
+
+/// Runs `step`, which must succeed; the error names `what` and the command's first line.
+pub fn run(cx: &Context, step: &Step, what: &str) -> Result<String> {
+    let (ok, stdout, stderr) = capture(cx, step)?;
+    if !ok {
+        bail!("{what}: `{step}` failed: {}", first_line(&stderr));
+    }
+    Ok(stdout)
+}
+
+/// The CLI must reach a Swarm manager: deploys and service updates are a manager's.
+pub fn require_manager(cx: &Context) -> Result<()> {
+    let info = docker(cx).args(["info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}"]);
+    let (ok, stdout, stderr) = capture(cx, &info)?;
+    if !ok {
+        bail!("cannot reach the Docker engine ({}): start it, or point the CLI at a Swarm manager with `docker context use` or DOCKER_HOST=ssh://user@manager", first_line(&stderr));
+    }
+    match stdout.trim() {
+        "active true" => Ok(()),
+        "active false" => bail!("the Docker CLI points at a Swarm worker, not a manager: point it at a manager (`docker context use`, DOCKER_HOST=ssh://user@manager)"),
+        state => bail!("the Docker engine the CLI points at is in no Swarm ({state}): run `docker swarm init` there, or point the CLI at a manager (`docker context use`, DOCKER_HOST)"),
+    }
+}
+
+/// The nodes that carry the label `key=true`.
+pub fn labelled_nodes(cx: &Context, key: &str) -> Result<Vec<String>> {
+    let list =
+        docker(cx).args(["node", "ls", "--filter", &format!("node.label={key}=true"), "--format", "{{.Hostname}}"]);
+    let out = run(cx, &list, "cannot list the Swarm's nodes")?;
+    Ok(out.lines().map(str::to_owned).filter(|l| !l.is_empty()).collect())
+}
+
+/// `docker network create` of the stack's overlay network (attachable, so that the
+/// migration job can join it).
+pub fn network_create(cx: &Context, name: &str) -> Step {
+    docker(cx).args(["network", "create", "--driver", "overlay", "--attachable", name])
+}
+
+/// Creates the network unless it exists.
+pub fn ensure_network(cx: &Context, name: &str) -> Result<()> {
+    if capture(cx, &docker(cx).args(["network", "inspect", "--format", "{{.Driver}}", name]))?.0 {
+        return Ok(());
+    }
+    run(cx, &network_create(cx, name), &format!("cannot create the network {name}")).map(drop)
+}
+
+/// A Swarm object made from a value: `secret` or `config`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Object {
+    Secret,
+    Config,
+}
+
+impl Object {
+    pub fn noun(self) -> &'static str {
+        match self {
+            Object::Secret => "secret",
+            Object::Config => "config",
+        }
+    }
+}
+
+pub fn object_create(cx: &Context, kind: Object, stack: &str, secret: &Secret) -> Step {
+    docker(cx).args([kind.noun(), "create", "--label", &format!("xtask.stack={stack}"), &secret.name, "-"])
+}
+
+/// Creates `secret` unless the Swarm has it: its name carries its value's hash, so one
+/// that exists holds this value. The value goes on stdin, never on a command line.
+pub fn ensure_object(cx: &Context, kind: Object, stack: &str, secret: &Secret) -> Result<bool> {
+    if capture(cx, &docker(cx).args([kind.noun(), "inspect", "--format", "{{.ID}}", &secret.name]))?.0 {
+        return Ok(false);
+    }
+    let step = object_create(cx, kind, stack, secret);
+    if cx.verbose {
+        eprintln!("+ {step} < ({})", secret.origin);
+    }
+    let out = duct::cmd(&step.program, &step.args)
+        .dir(&step.dir)
+        .stdin_bytes(secret.value.as_bytes())
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .context("cannot run `docker`: is it installed and on PATH?")?;
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr).into_owned();
+        bail!("cannot create the Swarm {} {} for {}: {}", kind.noun(), secret.name, secret.origin, first_line(&why));
+    }
+    Ok(true)
+}
+
+/// A service as `docker service inspect` shows it, reduced to what a deploy reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Inspected {
+    #[serde(rename = "Spec")]
+    spec: serde_json::Value,
+    #[serde(rename = "UpdateStatus", default)]
+    pub update: Option<UpdateStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct UpdateStatus {
+    #[serde(rename = "State", default)]
+    pub state: String,
+    #[serde(rename = "StartedAt", default)]
+    pub started: String,
+    #[serde(rename = "Message", default)]
+    pub message: String,
+}
+
+impl Inspected {
+    /// The replicas wanted, None for a global service (one task a node).
+    pub fn replicas(&self) -> Option<u64> {
+        self.spec.pointer("/Mode/Replicated/Replicas").and_then(|n| n.as_u64())
+    }
+
+    pub fn image(&self) -> String {
+        let image = self.spec.pointer("/TaskTemplate/ContainerSpec/Image").and_then(|v| v.as_str());
+        image.unwrap_or_default().to_owned()
+    }
+
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        let labels = self.spec.get("Labels").and_then(|l| l.as_object());
+        labels
+            .map(|l| l.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect())
+            .unwrap_or_default()
+    }
+
+    /// The variables of its containers, `KEY=value`.
+    pub fn env(&self) -> Vec<String> {
+        let env = self.spec.pointer("/TaskTemplate/ContainerSpec/Env").and_then(|e| e.as_array());
+        env.map(|e| e.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    }
+
+    /// What its tasks are made from: a change means new tasks.
+    fn template(&self) -> String {
+        self.spec.get("TaskTemplate").map(|t| t.to_string()).unwrap_or_default()
+    }
+}
+
+/// The service `name`, or None when the Swarm has none.
+pub fn inspect(cx: &Context, name: &str) -> Result<Option<Inspected>> {
+    let (ok, stdout, stderr) = capture(cx, &docker(cx).args(["service", "inspect", name]))?;
+    if !ok {
+        if stderr.contains("no such service") || stderr.contains("not found") {
+            return Ok(None);
+        }
+        bail!("cannot inspect the service {name}: {}", first_line(&stderr));
+    }
+    let mut all: Vec<Inspected> =
+        serde_json::from_str(&stdout).with_context(|| format!("cannot read `docker service inspect {name}`"))?;
+    Ok(all.pop())
+}
+
+/// One task of a service, from `docker service ps --format '{{json .}}'`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TaskRow {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Image", default)]
+    pub image: String,
+    #[serde(rename = "Node", default)]
+    pub node: String,
+    #[serde(rename = "DesiredState", default)]
+    pub desired: String,
+    #[serde(rename = "CurrentState", default)]
+    pub current: String,
+    #[serde(rename = "Error", default)]
+    pub error: String,
+}
+
+impl TaskRow {
+    pub fn running(&self) -> bool {
+        self.desired == "Running" && self.current.starts_with("Running")
+    }
+
+    fn failed(&self) -> bool {
+        ["Failed", "Rejected"].iter().any(|s| self.current.starts_with(s))
+            || (self.desired == "Shutdown" && !self.error.is_empty())
+    }
+
+    fn describe(&self) -> String {
+        let error = if self.error.is_empty() { String::new() } else { format!(": {}", self.error) };
+        format!("task {} ({}) on {}: {}{error}", self.name, self.id, self.node, self.current)
+    }
+}
+
+pub fn tasks(cx: &Context, service: &str) -> Result<Vec<TaskRow>> {
+    let ps = docker(cx).args(["service", "ps", "--no-trunc", "--format", "{{json .}}", service]);
+    let out = run(cx, &ps, &format!("cannot list the tasks of {service}"))?;
+    out.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).with_context(|| format!("cannot read a task of {service}: {l}")))
+        .collect()
+}
+
+/// A failed task and its last log lines, for an error message.
+fn report(cx: &Context, task: &TaskRow) -> String {
+    let logs = docker(cx).args(["service", "logs", "--raw", "--tail", LOG_LINES, &task.id]);
+    let out = duct::cmd(&logs.program, &logs.args).dir(&logs.dir).stderr_to_stdout().stdout_capture().unchecked().run();
+    let logs = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let mut text = task.describe();
+    if !logs.trim().is_empty() {
+        text += &format!("\n--- its last {LOG_LINES} log lines\n{}", logs.trim_end());
+    }
+    text
+}
+
+/// The newest failed task of `service` and its logs, for an error message.
+pub fn failure_report(cx: &Context, service: &str) -> Option<String> {
+    let failed = tasks(cx, service).ok()?.into_iter().find(TaskRow::failed)?;
+    Some(report(cx, &failed))
+}
+
+/// Runs the one-off job `name` that `create` starts (detached) and waits until its task
+/// completed; a failed task fails with its logs. The job is removed whatever happened.
+pub fn run_job(cx: &Context, create: &Step, name: &str, what: &str, timeout: Duration) -> Result<()> {
+    let remove = docker(cx).args(["service", "rm", name]);
+    let _ = capture(cx, &remove);
+    run(cx, create, &format!("cannot start {what}"))?;
+    let outcome = wait_job(cx, name, what, timeout);
+    if capture(cx, &remove).map(|(ok, ..)| !ok).unwrap_or(true) {
+        eprintln!("warning: could not remove the job service {name}: run `{remove}`");
+    }
+    outcome
+}
+
+fn wait_job(cx: &Context, name: &str, what: &str, timeout: Duration) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        stop_if_interrupted()?;
+        let tasks = tasks(cx, name)?;
+        if tasks.iter().any(|t| t.current.starts_with("Complete")) {
+            return Ok(());
+        }
+        if let Some(failed) = tasks.iter().find(|t| t.failed()) {
+            bail!("{what} failed, so nothing was updated: {}", report(cx, failed));
+        }
+        if started.elapsed() > timeout {
+            let state = tasks.first().map(|t| t.current.clone()).unwrap_or_else(|| "no task yet".into());
+            bail!(
+                "{what} did not finish within {}s ({state}), so nothing was updated: see `docker service ps {name}`",
+                timeout.as_secs()
+            );
+        }
+        sleep(POLL);
+    }
+}
+
+/// Where a service stood before a deploy: its update status and task template, to tell
+/// whether the deploy changed it and, if so, its new update from the last one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mark {
+    update: Option<UpdateStatus>,
+    template: Option<String>,
+}
+
+pub fn marks(cx: &Context, services: &[String]) -> Result<BTreeMap<String, Mark>> {
+    services
+        .iter()
+        .map(|s| {
+            let found = inspect(cx, s)?;
+            let mark = found.map(|i| Mark { template: Some(i.template()), update: i.update }).unwrap_or_default();
+            Ok((s.clone(), mark))
+        })
+        .collect()
+}
+
+/// How a service's rollout ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Converged,
+    /// Swarm rolled the service back (or paused it) after a failed task: what it said, and
+    /// the failed task with its logs.
+    RolledBack(String),
+}
+
+/// Waits until every service has settled: its update (if the deploy started one) completed
+/// with as many tasks running as it wants, or rolled back. Prints each once it has.
+pub fn converge(
+    cx: &Context,
+    services: &[String],
+    before: &BTreeMap<String, Mark>,
+    timeout: Duration,
+) -> Result<BTreeMap<String, Outcome>> {
+    let started = Instant::now();
+    let mut done: BTreeMap<String, Outcome> = BTreeMap::new();
+    loop {
+        stop_if_interrupted()?;
+        for name in services.iter().filter(|s| !done.contains_key(*s)).cloned().collect::<Vec<_>>() {
+            if let Some(outcome) = settled(cx, &name, &before.get(&name).cloned().unwrap_or_default())? {
+                if outcome == Outcome::Converged {
+                    println!("{name}: converged");
+                }
+                done.insert(name, outcome);
+            }
+        }
+        if done.len() == services.len() {
+            return Ok(done);
+        }
+        if started.elapsed() > timeout {
+            let waiting: Vec<&str> = services.iter().filter(|s| !done.contains_key(*s)).map(|s| s.as_str()).collect();
+            let reports: Vec<String> = waiting.iter().filter_map(|s| failure_report(cx, s)).collect();
+            let reports =
+                if reports.is_empty() { String::new() } else { format!("; newest failed {}", reports.join("\n")) };
+            bail!("{} did not converge within {}s{reports}", waiting.join(", "), timeout.as_secs());
+        }
+        sleep(POLL);
+    }
+}
+
+/// Some outcome once `name` has settled, None while it is still on its way.
+fn settled(cx: &Context, name: &str, before: &Mark) -> Result<Option<Outcome>> {
+    let Some(service) = inspect(cx, name)? else {
+        bail!("the service {name} is gone: was the stack removed meanwhile?")
+    };
+    let update = service.update.clone().filter(|u| Some(u) != before.update.as_ref());
+    let changed = before.template.as_ref().is_some_and(|t| *t != service.template());
+    match update.as_ref().map(|u| u.state.as_str()) {
+        // The orchestrator has not started on the new spec yet.
+        None if changed => return Ok(None),
+        Some("updating" | "rollback_started") => return Ok(None),
+        Some(state @ ("rollback_completed" | "rollback_paused" | "paused")) => {
+            let message = &update.as_ref().expect("matched above").message;
+            let task = failure_report(cx, name).unwrap_or_else(|| "no failed task is left to show".into());
+            return Ok(Some(Outcome::RolledBack(format!(
+                "{name}: update {}: {message}; {task}",
+                state.replace('_', " ")
+            ))));
+        }
+        _ => {}
+    }
+    let tasks = tasks(cx, name)?;
+    let running = tasks.iter().filter(|t| t.running()).count() as u64;
+    let enough = match service.replicas() {
+        Some(wanted) => running == wanted,
+        None => running >= 1 && tasks.iter().filter(|t| t.desired == "Running").all(TaskRow::running),
+    };
+    Ok(enough.then_some(Outcome::Converged))
+}
