@@ -24,10 +24,14 @@ mod failures;
 mod harness;
 #[path = "e2e/http.rs"]
 mod http;
+#[path = "e2e/load.rs"]
+mod load;
 #[path = "e2e/push.rs"]
 mod push;
 #[path = "e2e/redeploy.rs"]
 mod redeploy;
+#[path = "e2e/swarm.rs"]
+mod swarm;
 
 use std::fs;
 use std::io::Read;
@@ -324,8 +328,10 @@ fn a_release_verifies_and_its_image_loads_as_the_one_prod_ran() {
     assert_eq!(tag, format!("{}:latest", project.web_image()));
     assert_eq!(docker_ok(&["image", "inspect", "--format", "{{.Id}}", tag]), running);
 
-    // The same release pushed to a registry (scenario push), from the image loaded back.
-    push::release_push(&project, "1.2.3");
+    // The same release pushed to a registry (scenario push), from the image loaded back,
+    // then deployed from there to Docker Swarm (scenario swarm).
+    let registry = push::release_push(&project, "1.2.3");
+    swarm::deploys(&project, &registry, "1.2.3");
 }
 
 // --- scenario 5: preflight ---------------------------------------------------------------
@@ -344,41 +350,7 @@ fn prod_with_debug_on_is_refused_before_anything_is_created() {
     assert!(!docker(&["image", "inspect", &project.web_image()]).status.success(), "the web image was built");
 }
 
-// --- scenario 6: build cache -------------------------------------------------------------
-
-#[test]
-#[ignore = "needs a Docker engine; run with --ignored"]
-fn a_code_only_change_rebuilds_on_the_cached_dependency_layers() {
-    let (project, port) = running_prod("cache");
-    let layers = |image: &str| -> Vec<String> {
-        let json = docker_ok(&["image", "inspect", "--format", "{{json .RootFS.Layers}}", image]);
-        serde_json::from_str(&json).unwrap()
-    };
-    let old_id = docker_ok(&["image", "inspect", "--format", "{{.Id}}", &project.web_image()]);
-    project.remove_later(&old_id);
-    let before = layers(&old_id);
-
-    let views = project.path("project-template/core/views.py");
-    let code = fs::read_to_string(&views).unwrap();
-    let old = "def home(request):\n    return render(request, \"core/home.html\")\n";
-    let new = "def home(request):\n    response = render(request, \"core/home.html\")\n    response[\"X-Revision\"] = \"2\"\n    return response\n";
-    assert!(code.contains(old), "core/views.py changed: update this test");
-    fs::write(&views, code.replace(old, new)).unwrap();
-    project.timed("rebuild after a code-only change to healthy", &["prod"]);
-
-    let after = layers(&project.web_image());
-    assert_eq!(before.len(), after.len(), "the layer count changed");
-    let first_change = before.iter().zip(&after).position(|(b, a)| b != a);
-    // The last three layers are the code (COPY project-template/), its writable directories
-    // and its collected static files.
-    assert_eq!(first_change, Some(before.len() - 3), "layers before the code were rebuilt:\n{before:#?}\n{after:#?}");
-    eprintln!(
-        "e2e: cache: the rebuilt image shares {} of its {} layers with the previous one",
-        before.len() - 2,
-        after.len()
-    );
-    assert_eq!(get_ok(port, "/").header("x-revision"), Some("2"), "the new code is not running");
-}
+// --- scenario 6: build cache: see tests/e2e/swarm.rs, whose releases are code-only changes --
 
 // --- scenario 7: Compose v1 --------------------------------------------------------------
 

@@ -262,8 +262,13 @@ fn an_adopted_startproject_project_runs_in_dev_prod_and_release() {
 #[test]
 #[ignore = "needs a Docker engine; run with --ignored"]
 fn an_adopted_project_installs_from_pyproject_and_uv_lock() {
-    let project = adopt_and_run("adopt-uv", Source::UvLock);
+    // Only the dependencies are installed another way: the production image shows it, the
+    // dev stack and the release are the requirements scenario's.
+    let started = Instant::now();
+    let project = adopted("adopt-uv", Source::UvLock);
+    timing("adopt-uv: startproject and the guide", started.elapsed());
     assert!(project.path("mysite/uv.lock").is_file(), "uv lock wrote no uv.lock");
+    assert_prod_serves(&project, project.init_prod());
     let web = project.container("prod", "web");
     let running = docker_ok(&["exec", &web, "python", "-c", "import django; print(django.__version__)"]);
     let pins = fs::read_to_string(repo().join("project-template/requirements.txt")).unwrap();

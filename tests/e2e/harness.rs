@@ -297,6 +297,14 @@ impl Project {
         fs::write(&path, lines.join("\n") + "\n").unwrap();
     }
 
+    /// Replaces `old` by `new` in a file of the project, which must contain it.
+    pub fn edit(&self, file: &str, old: &str, new: &str) {
+        let path = self.path(file);
+        let content = fs::read_to_string(&path).unwrap();
+        assert!(content.contains(old), "{file} changed: update this test");
+        fs::write(&path, content.replace(old, new)).unwrap();
+    }
+
     pub fn env_value(&self, file: &str, key: &str) -> String {
         let content = fs::read_to_string(self.path(file)).unwrap();
         let prefix = format!("{key}=");

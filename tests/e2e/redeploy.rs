@@ -4,19 +4,13 @@
 //! HTTPS, and a slow request in flight while the old container is told to stop.
 
 use std::fs;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::harness::{docker, docker_ok, text, timing, wait_for, Project};
 use crate::http::{self, Site};
+use crate::load::{failures, Load, CLIENTS};
 
-/// Clients of the request loop, each sending one request at a time.
-const CLIENTS: usize = 4;
-/// Bounds of the loop: requests per client, and time.
-const MAX_REQUESTS: usize = 4000;
-const MAX_LOOP: Duration = Duration::from_secs(420);
 /// How long the slow view takes: longer than the xtask's wait for nginx's old workers
 /// (10 s) after the health wait, so the old container is told to stop while the request is
 /// still at gunicorn.
@@ -35,7 +29,7 @@ fn redeploys_switch_without_a_failed_request_and_roll_back() {
     let load = Load::start(site, vec!["/".into(), css.clone()]);
 
     // A code-only change, with a slow request sent to the old version once the new one is starting.
-    edit(&project, "project-template/core/templates/core/home.html", "<h1>It works</h1>", "<h1>It works, v2</h1>");
+    project.edit("project-template/core/templates/core/home.html", "<h1>It works</h1>", "<h1>It works, v2</h1>");
     let old = web_containers(&project);
     let slow = SlowRequest::when_new_web_starts(&project, site, &old);
     let phase = load.mark();
@@ -87,7 +81,7 @@ fn redeploys_switch_without_a_failed_request_and_roll_back() {
     eprintln!("e2e: redeploy: {} requests by {CLIENTS} clients, {} failed", outcomes.len(), failures(&outcomes).len());
 }
 
-const BROKEN_MIGRATION: &str = "from django.db import migrations\n\n\ndef fail(apps, schema_editor):\n    raise RuntimeError(\"this migration fails\")\n\n\nclass Migration(migrations.Migration):\n    dependencies = [(\"core\", \"0001_initial\")]\n    operations = [migrations.RunPython(fail)]\n";
+pub const BROKEN_MIGRATION: &str = "from django.db import migrations\n\n\ndef fail(apps, schema_editor):\n    raise RuntimeError(\"this migration fails\")\n\n\nclass Migration(migrations.Migration):\n    dependencies = [(\"core\", \"0001_initial\")]\n    operations = [migrations.RunPython(fail)]\n";
 
 /// A view that answers after SLOW_SECS (`/slow/`), in this scratch copy only.
 fn add_slow_view(project: &Project) {
@@ -98,19 +92,11 @@ fn add_slow_view(project: &Project) {
     );
     fs::write(&views, code + &slow).unwrap();
     let urls = "project-template/core/urls.py";
-    edit(
-        project,
+    project.edit(
         urls,
         "    path(\"uploads/\", views.uploads, name=\"uploads\"),",
         "    path(\"uploads/\", views.uploads, name=\"uploads\"),\n    path(\"slow/\", views.slow),",
     );
-}
-
-fn edit(project: &Project, file: &str, old: &str, new: &str) {
-    let path = project.path(file);
-    let content = fs::read_to_string(&path).unwrap();
-    assert!(content.contains(old), "{file} changed: update this test");
-    fs::write(&path, content.replace(old, new)).unwrap();
 }
 
 /// Names of the running web containers of the production stack.
@@ -137,77 +123,6 @@ fn slow_get(site: Site) -> u16 {
         .output()
         .expect("curl runs");
     text(&out.stdout).trim().parse().unwrap_or(0)
-}
-
-/// One answer of the loop.
-struct Outcome {
-    at: Instant,
-    latency: Duration,
-    /// None when it was a 200, else what went wrong.
-    failure: Option<String>,
-}
-
-fn failures(outcomes: &[Outcome]) -> Vec<&String> {
-    outcomes.iter().filter_map(|o| o.failure.as_ref()).collect()
-}
-
-/// CLIENTS threads requesting `paths` in turn until stopped (or the bounds are reached).
-struct Load {
-    stop: Arc<AtomicBool>,
-    seen: Arc<std::sync::Mutex<Vec<Outcome>>>,
-    clients: Vec<JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(site: Site, paths: Vec<String>) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let started = Instant::now();
-        let clients = (0..CLIENTS)
-            .map(|client| {
-                let (stop, seen, paths) = (stop.clone(), seen.clone(), paths.clone());
-                thread::spawn(move || {
-                    for n in 0..MAX_REQUESTS {
-                        if stop.load(Ordering::SeqCst) || started.elapsed() > MAX_LOOP {
-                            break;
-                        }
-                        let path = &paths[(client + n) % paths.len()];
-                        let at = Instant::now();
-                        let failure = match http::get(site, path) {
-                            Ok(r) if r.status == 200 => None,
-                            Ok(r) => Some(format!("GET {path}: {}", r.status)),
-                            Err(e) => Some(format!("GET {path}: {e}")),
-                        };
-                        seen.lock().unwrap().push(Outcome { at, latency: at.elapsed(), failure });
-                    }
-                })
-            })
-            .collect();
-        Load { stop, seen, clients }
-    }
-
-    fn mark(&self) -> Instant {
-        Instant::now()
-    }
-
-    /// Every request sent since `phase` succeeded, and some were sent.
-    fn assert_no_failure_since(&self, phase: Instant, what: &str) {
-        let seen = self.seen.lock().unwrap();
-        let since: Vec<&Outcome> = seen.iter().filter(|o| o.at >= phase).collect();
-        let failed: Vec<&String> = since.iter().filter_map(|o| o.failure.as_ref()).collect();
-        let longest = since.iter().map(|o| o.latency).max().unwrap_or_default();
-        eprintln!("e2e: redeploy: {what}: {} requests, {} failed, slowest {longest:.1?}", since.len(), failed.len());
-        assert!(since.len() >= CLIENTS, "the loop sent almost nothing during {what}");
-        assert!(failed.is_empty(), "{} request(s) failed during {what}: {failed:#?}", failed.len());
-    }
-
-    fn stop(self) -> Vec<Outcome> {
-        self.stop.store(true, Ordering::SeqCst);
-        for client in self.clients {
-            client.join().unwrap();
-        }
-        Arc::try_unwrap(self.seen).ok().unwrap().into_inner().unwrap()
-    }
 }
 
 /// GET /slow/ sent to the old version while the new one starts, and when the old container stopped.

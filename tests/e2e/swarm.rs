@@ -1,0 +1,250 @@
+//! Scenario swarm: `cargo xtask deploy` of pushed releases to a single-node Docker Swarm
+//! made for the test (`docker swarm init`, left again when the test ends, also on failure),
+//! pulling from the push scenario's registry, with the bundled database on the labelled
+//! node. Checked over the edge's published HTTPS port under a bounded request loop: a
+//! code change, a version whose web tasks fail (Swarm rolls back by itself), a failing
+//! migration (nothing replaced), `deploy --rollback`, and a web task killed.
+//!
+//! It runs at the end of the release scenario, after the push: the first release deployed is
+//! the one pushed there, and later versions reuse its cached image layers.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use crate::harness::{docker, docker_ok, git, text, timing, wait_for, Project};
+use crate::http::{self, Site};
+use crate::load::{failures, Load, CLIENTS};
+use crate::push::Registry;
+
+/// The Swarm of this test: initialised on this engine, and on drop the stacks removed (their
+/// containers at once: nothing in them is kept), their volumes too, and the swarm left.
+struct Swarm {
+    stacks: Vec<String>,
+}
+
+impl Swarm {
+    fn init(stacks: Vec<String>) -> Swarm {
+        let state = docker_ok(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+        assert_eq!(state, "inactive", "the engine is in a Swarm already: `docker swarm leave --force` first");
+        docker_ok(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+        Swarm { stacks }
+    }
+}
+
+impl Drop for Swarm {
+    fn drop(&mut self) {
+        for stack in &self.stacks {
+            let _ = docker(&["stack", "rm", stack]);
+        }
+        let label = |s: &String| format!("label=com.docker.stack.namespace={s}");
+        for stack in &self.stacks {
+            let containers = text(&docker(&["ps", "-aq", "--filter", &label(stack)]).stdout);
+            for container in containers.split_whitespace() {
+                let _ = docker(&["rm", "--force", container]);
+            }
+        }
+        for stack in &self.stacks {
+            let volumes = text(&docker(&["volume", "ls", "-q", "--filter", &label(stack)]).stdout);
+            for volume in volumes.split_whitespace() {
+                let _ = docker(&["volume", "rm", volume]);
+            }
+        }
+        let left = docker(&["swarm", "leave", "--force"]);
+        if !left.status.success() {
+            eprintln!("e2e: swarm: could not leave the swarm: {}", text(&left.stderr));
+        }
+    }
+}
+
+/// Deploys `first` (pushed to `registry`), then the later cases, under load.
+pub fn deploys(project: &Project, registry: &Registry, first: &str) {
+    let stack = project.name.clone();
+    let _swarm = Swarm::init(vec![stack.clone(), format!("{stack}-db")]);
+    let node = docker_ok(&["info", "--format", "{{.Swarm.NodeID}}"]);
+    docker_ok(&["node", "update", "--label-add", &format!("{stack}.db=true"), &node]);
+    let site = Site::tls(project.env_value(".env.prod", "HTTPS_PORT").parse().unwrap(), &project.path("certs/ca.pem"));
+    let prefix = format!("127.0.0.1:{}/{}", registry.port, project.name);
+
+    // The first deploy: pages and static files through the edge, images by digest, no secret in a spec.
+    let started = Instant::now();
+    let out = project.ok(&["deploy"]);
+    timing("swarm: first deploy (database, migrations, site) to converged", started.elapsed());
+    assert!(text(&out.stdout).contains(&format!("release {first} of {stack} is serving")), "{}", text(&out.stdout));
+    let home = super::get_ok(site, "/");
+    assert!(home.text().contains("<h1>It works</h1>"), "{home}");
+    let css =
+        http::between(&home.text(), "<link rel=\"stylesheet\" href=\"", "\"").expect("a stylesheet link").to_owned();
+    let styles = super::get_ok(site, &css);
+    let cache = styles.header("cache-control").unwrap_or_default().to_owned();
+    assert!(cache.contains("immutable"), "{css}: Cache-Control {cache}");
+    assert_images_are_the_manifests(project, &stack);
+    assert_no_secret_in_a_spec(project, &stack);
+
+    let load = Load::start(site, vec!["/".into(), css.clone()]);
+
+    // A code change, rebuilt on the cached dependency layers.
+    let first_image = pinned(project, "web");
+    project.edit("project-template/core/templates/core/home.html", "<h1>It works</h1>", "<h1>It works, v2</h1>");
+    release(project, &prefix, "1.2.4");
+    assert_rebuilt_on_the_dependency_layers(&first_image, &project.web_image());
+    deploy_under_load(project, &load, "a code change", &["deploy", "1.2.4"]);
+    assert!(super::get_ok(site, "/").text().contains("It works, v2"), "1.2.4 is not served");
+    let v2_tasks = web_tasks(&stack);
+    assert_eq!(v2_tasks.len(), 2, "{v2_tasks:?}");
+
+    // A version whose web tasks never become healthy: Swarm rolls back by itself.
+    let wsgi = "project-template/config/wsgi.py";
+    let good = fs::read_to_string(project.path(wsgi)).unwrap();
+    fs::write(project.path(wsgi), format!("{good}\nraise RuntimeError(\"this release is broken\")\n")).unwrap();
+    release(project, &prefix, "1.2.5");
+    let phase = load.mark();
+    let started = Instant::now();
+    let failed = project.xtask(&["deploy", "1.2.5"]);
+    timing("swarm: a failing version rolled back by Swarm", started.elapsed());
+    let err = text(&failed.stderr);
+    assert!(!failed.status.success(), "a failing version was deployed:\n{err}");
+    assert!(err.contains("release 1.2.5 was not deployed: Swarm rolled back to 1.2.4"), "{err}");
+    assert!(err.contains(&format!("task {stack}_web.")), "the failed task is not named:\n{err}");
+    assert!(err.contains("this release is broken"), "the task's logs are not shown:\n{err}");
+    load.assert_no_failure_since(phase, "the failing version");
+    assert!(super::get_ok(site, "/").text().contains("It works, v2"), "1.2.4 stopped serving");
+    fs::write(project.path(wsgi), good).unwrap();
+
+    // A failing migration stops the deploy before any web task is replaced.
+    let migration = "project-template/core/migrations/0002_broken.py";
+    fs::write(project.path(migration), crate::redeploy::BROKEN_MIGRATION).unwrap();
+    release(project, &prefix, "1.2.6");
+    let phase = load.mark();
+    let failed = project.xtask(&["deploy", "1.2.6"]);
+    let err = text(&failed.stderr);
+    assert!(!failed.status.success(), "a failing migration was deployed:\n{err}");
+    assert!(
+        err.contains("the migration job failed, so nothing was updated") && err.contains("this migration fails"),
+        "{err}"
+    );
+    assert_eq!(web_tasks(&stack), v2_tasks, "web tasks were replaced after a failed migration");
+    load.assert_no_failure_since(phase, "the failing migration");
+    fs::remove_file(project.path(migration)).unwrap();
+
+    // Back to the version before 1.2.4.
+    deploy_under_load(project, &load, "--rollback", &["deploy", "--rollback"]);
+    assert!(super::get_ok(site, "/").text().contains("<h1>It works</h1>"), "the rollback does not serve {first}");
+
+    // A web task killed: Swarm replaces it while the other one serves.
+    let before = web_tasks(&stack);
+    let container = docker_ok(&["ps", "-q", "--filter", &format!("label=com.docker.swarm.service.name={stack}_web")]);
+    let victim = container.lines().next().expect("a web container").to_owned();
+    let phase = load.mark();
+    let started = Instant::now();
+    docker_ok(&["kill", &victim]);
+    let replaced = wait_for(Duration::from_secs(120), Duration::from_millis(500), || {
+        let now = web_tasks(&stack);
+        (now.len() == 2 && now != before).then_some(now)
+    });
+    assert!(replaced.is_some(), "the killed web task was not replaced within 120s");
+    timing("swarm: a killed web task replaced", started.elapsed());
+    load.assert_no_failure_since(phase, "a killed web task");
+
+    let status = text(&project.ok(&["deploy", "status"]).stdout);
+    assert!(status.contains(&format!("serving: {first} (previous: 1.2.4)")), "{status}");
+    assert!(status.contains(&format!("{stack}_web")) && status.contains("2/2"), "{status}");
+    let outcomes = load.stop();
+    eprintln!("e2e: swarm: {} requests by {CLIENTS} clients, {} failed", outcomes.len(), failures(&outcomes).len());
+}
+
+/// The layers of `before` up to the code are those of `after`: a code-only change rebuilt
+/// the code and what depends on it, not the dependencies.
+fn assert_rebuilt_on_the_dependency_layers(before: &str, after: &str) {
+    let layers = |image: &str| -> Vec<String> {
+        let json = docker_ok(&["image", "inspect", "--format", "{{json .RootFS.Layers}}", image]);
+        serde_json::from_str(&json).unwrap()
+    };
+    let (before, after) = (layers(before), layers(after));
+    assert_eq!(before.len(), after.len(), "the layer count changed");
+    let first_change = before.iter().zip(&after).position(|(b, a)| b != a);
+    // The last three layers are the code (COPY project-template/), its writable directories
+    // and its collected static files.
+    assert_eq!(first_change, Some(before.len() - 3), "layers before the code were rebuilt:\n{before:#?}\n{after:#?}");
+    eprintln!(
+        "e2e: swarm: the code change's image shares {} of its {} layers with the first",
+        before.len() - 3,
+        after.len()
+    );
+}
+
+/// The reference manifest.json pins for the latest release's `kind` image.
+fn pinned(project: &Project, kind: &str) -> String {
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(project.path("dist/manifest.json")).unwrap()).unwrap();
+    manifest["images"][kind].as_str().unwrap().to_owned()
+}
+
+/// `cargo xtask ARGS`, which must succeed, timed to converged, with no failed request meanwhile.
+fn deploy_under_load(project: &Project, load: &Load, what: &str, args: &[&str]) {
+    let phase = load.mark();
+    let started = Instant::now();
+    project.ok(args);
+    timing(&format!("swarm: deploy of {what} to converged"), started.elapsed());
+    load.assert_no_failure_since(phase, &format!("the Swarm deploy of {what}"));
+}
+
+/// Commits the scratch copy's changes and releases them as `version`, pushed.
+fn release(project: &Project, prefix: &str, version: &str) {
+    git(&project.root(), &["add", "-A"]);
+    git(&project.root(), &["commit", "-q", "-m", &format!("Version {version}")]);
+    let started = Instant::now();
+    let out = project.xtask_env(&["release", "--push", "--version", version], &[("REGISTRY", prefix)]);
+    assert!(out.status.success(), "release --push {version} failed:\n{}{}", text(&out.stdout), text(&out.stderr));
+    timing(&format!("swarm: release --push {version}"), started.elapsed());
+}
+
+/// The ids of web's running tasks, sorted.
+fn web_tasks(stack: &str) -> Vec<String> {
+    let ps = docker_ok(&[
+        "service",
+        "ps",
+        "--filter",
+        "desired-state=running",
+        "--format",
+        "{{.ID}} {{.CurrentState}}",
+        &format!("{stack}_web"),
+    ]);
+    let mut ids: Vec<String> =
+        ps.lines().filter(|l| l.contains(" Running")).map(|l| l.split(' ').next().unwrap().to_owned()).collect();
+    ids.sort();
+    ids
+}
+
+/// web and static run the images manifest.json pinned for the release.
+fn assert_images_are_the_manifests(project: &Project, stack: &str) {
+    for kind in ["web", "static"] {
+        let spec = docker_ok(&[
+            "service",
+            "inspect",
+            "--format",
+            "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+            &format!("{stack}_{kind}"),
+        ]);
+        assert_eq!(spec, pinned(project, kind), "{kind} runs another image");
+    }
+}
+
+/// No service spec holds a secret's value: web reads SECRET_KEY and POSTGRES_PASSWORD from files.
+fn assert_no_secret_in_a_spec(project: &Project, stack: &str) {
+    let mut specs = String::new();
+    for service in
+        ["web", "static", "edge"].map(|s| format!("{stack}_{s}")).into_iter().chain([format!("{stack}-db_db")])
+    {
+        specs += &docker_ok(&["service", "inspect", &service]);
+    }
+    let key = fs::read_to_string(project.path("certs/site-key.pem")).unwrap();
+    let key_line = key.lines().nth(1).expect("a PEM body").to_owned();
+    for (what, value) in [
+        ("SECRET_KEY", project.env_value(".env.prod", "SECRET_KEY")),
+        ("POSTGRES_PASSWORD", project.env_value(".env.prod", "POSTGRES_PASSWORD")),
+        ("the TLS key", key_line),
+    ] {
+        assert!(!specs.contains(&value), "{what}'s value is in a service spec");
+    }
+    assert!(specs.contains("SECRET_KEY_FILE=/run/secrets/SECRET_KEY"), "web does not read its key from a secret");
+}
