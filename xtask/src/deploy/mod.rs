@@ -57,8 +57,11 @@ pub fn deploy(cx: &Context, args: DeployArgs) -> Result<()> {
 struct Rollout {
     stack: String,
     release: Pushed,
-    /// The version serving now, which becomes the previous one.
+    /// The version serving now.
     serving: Option<String>,
+    /// What web's previous-version label says after this deploy: the version serving now,
+    /// or, when the same version is deployed again, what it said before.
+    previous: Option<String>,
     settings: Settings,
     migrate: bool,
     timeout: Duration,
@@ -69,22 +72,26 @@ impl Rollout {
         let stack = cx.name.clone();
         let dist = cx.path("dist");
         let web = format!("{stack}_web");
-        let (release, serving, migrate) = if args.rollback {
-            let labels = swarm::inspect(cx, &web)?.map(|s| s.labels()).unwrap_or_default();
+        let labels = if cx.dry_run && !args.rollback {
+            Default::default()
+        } else {
+            swarm::inspect(cx, &web)?.map(|s| s.labels()).unwrap_or_default()
+        };
+        let serving = labels.get(VERSION_LABEL).cloned();
+        let release = if args.rollback {
             let Some(previous) = labels.get(PREVIOUS_LABEL) else {
                 bail!("{web} names no previous version to roll back to (label {PREVIOUS_LABEL}): deploy a version by name, `cargo xtask deploy VERSION`");
             };
-            (pick::pick(&dist, Some(previous))?, labels.get(VERSION_LABEL).cloned(), false)
+            pick::pick(&dist, Some(previous))?
         } else {
-            let serving = if cx.dry_run {
-                None
-            } else {
-                swarm::inspect(cx, &web)?.and_then(|s| s.labels().remove(VERSION_LABEL))
-            };
-            (pick::pick(&dist, args.version.as_deref())?, serving, true)
+            pick::pick(&dist, args.version.as_deref())?
+        };
+        let previous = match &serving {
+            Some(now) if *now == release.version => labels.get(PREVIOUS_LABEL).cloned(),
+            now => now.clone(),
         };
         let timeout = Duration::from_secs(args.wait_timeout);
-        Ok(Rollout { stack, release, serving, settings, migrate, timeout })
+        Ok(Rollout { stack, release, serving, previous, settings, migrate: !args.rollback, timeout })
     }
 
     fn service(&self, name: &str) -> String {
@@ -98,9 +105,8 @@ impl Rollout {
     /// The site as this release runs it.
     fn site(&self) -> Site {
         let version = &self.release.version;
-        let previous = self.serving.as_deref().filter(|v| *v != version);
         Site {
-            web: Service::of(&self.release.web, version, previous),
+            web: Service::of(&self.release.web, version, self.previous.as_deref()),
             static_files: Service::of(&self.release.static_files, version, None),
             edge: std::collections::BTreeMap::from([(VERSION_LABEL.to_owned(), version.clone())]),
         }
@@ -252,7 +258,7 @@ impl Rollout {
         let db = self.db_stack();
         self.write(cx, &db, &stackfile::db(&cx.root, &self.stack, &self.settings, image)?)?;
         let services = [format!("{db}_db")];
-        let before = swarm::marks(cx, &services)?;
+        let before = swarm::marks(cx, &[(services[0].clone(), image.to_owned())])?;
         swarm::run(cx, &self.stack_deploy(cx, &db), "cannot deploy the bundled database")?;
         self.settle(cx, &services, &before)
     }
@@ -277,8 +283,11 @@ impl Rollout {
 
     fn deploy_site(&self, cx: &Context, site: &Site) -> Result<()> {
         self.write(cx, &self.stack, &stackfile::site(&cx.root, &self.stack, &self.settings, site)?)?;
-        let services: Vec<String> = ["web", "static", "edge"].iter().map(|s| self.service(s)).collect();
-        let before = swarm::marks(cx, &services)?;
+        let images = [&site.web.image, &site.static_files.image, &self.settings.nginx_image];
+        let wanted: Vec<(String, String)> =
+            ["web", "static", "edge"].iter().zip(images).map(|(s, i)| (self.service(s), i.clone())).collect();
+        let services: Vec<String> = wanted.iter().map(|(s, _)| s.clone()).collect();
+        let before = swarm::marks(cx, &wanted)?;
         swarm::run(cx, &self.stack_deploy(cx, &self.stack), "cannot deploy the stack")?;
         self.settle(cx, &services, &before)
     }

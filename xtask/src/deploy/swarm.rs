@@ -221,22 +221,70 @@ pub fn tasks(cx: &Context, service: &str) -> Result<Vec<TaskRow>> {
         .collect()
 }
 
-/// A failed task and its last log lines, for an error message.
+/// A stopped task, its last health check and its last log lines, for an error message.
 fn report(cx: &Context, task: &TaskRow) -> String {
     let logs = docker(cx).args(["service", "logs", "--raw", "--tail", LOG_LINES, &task.id]);
     let out = duct::cmd(&logs.program, &logs.args).dir(&logs.dir).stderr_to_stdout().stdout_capture().unchecked().run();
     let logs = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
     let mut text = task.describe();
+    if let Some(health) = last_health_check(cx, &task.id) {
+        text += &format!("\n--- its last health check: {health}");
+    }
     if !logs.trim().is_empty() {
         text += &format!("\n--- its last {LOG_LINES} log lines\n{}", logs.trim_end());
     }
     text
 }
 
-/// The newest failed task of `service` and its logs, for an error message.
-pub fn failure_report(cx: &Context, service: &str) -> Option<String> {
-    let failed = tasks(cx, service).ok()?.into_iter().find(TaskRow::failed)?;
-    Some(report(cx, &failed))
+/// The newest task of `service` running `image` that stopped (failed, else ended, else
+/// was shut down: a gunicorn stopped as unhealthy ends cleanly), with its logs, for an
+/// error message; without one, the states of its tasks.
+pub fn failure_report(cx: &Context, service: &str, image: &str) -> String {
+    let tasks = match tasks(cx, service) {
+        Ok(tasks) => tasks,
+        Err(error) => return format!("cannot list its tasks: {error:#}"),
+    };
+    let stopped: Vec<&TaskRow> = tasks.iter().filter(|t| same_image(&t.image, image) && !t.running()).collect();
+    let pick = |wanted: fn(&TaskRow) -> bool| stopped.iter().copied().find(|t| wanted(t));
+    let culprit = pick(TaskRow::failed)
+        .or_else(|| pick(|t| t.current.starts_with("Complete")))
+        .or_else(|| pick(|t| t.desired == "Shutdown"));
+    match culprit {
+        Some(task) => report(cx, task),
+        None => {
+            let states: Vec<String> = tasks.iter().map(|t| format!("{} {}", t.name, t.current)).collect();
+            format!("no task of {service} on {image} stopped; its tasks: {}", states.join(", "))
+        }
+    }
+}
+
+/// Whether a task's image is `wanted`: the same reference, or the same digest (the Swarm
+/// may add the digest it resolved to a tag).
+fn same_image(task: &str, wanted: &str) -> bool {
+    let digest = |r: &str| r.split_once('@').map(|(_, d)| d.to_owned());
+    task == wanted
+        || task.starts_with(&format!("{wanted}@"))
+        || (digest(task).is_some() && digest(task) == digest(wanted))
+}
+
+/// What the last health check of a task's container said, when the container is on the
+/// node the CLI talks to and had one.
+fn last_health_check(cx: &Context, task: &str) -> Option<String> {
+    let id = docker(cx).args(["inspect", "--format", "{{.Status.ContainerStatus.ContainerID}}", task]);
+    let (ok, container, _) = capture(cx, &id).ok()?;
+    let container = container.trim();
+    if !ok || container.is_empty() {
+        return None;
+    }
+    let inspect = docker(cx).args(["inspect", "--format", "{{json .State.Health}}", container]);
+    let (ok, json, _) = capture(cx, &inspect).ok()?;
+    let health: serde_json::Value = serde_json::from_str(&json).ok().filter(|_| ok)?;
+    let status = health.get("Status")?.as_str()?.to_owned();
+    let output = health.get("Log")?.as_array()?.last()?.get("Output")?.as_str()?.to_owned();
+    // The probe's output can be a whole traceback: its end says what failed.
+    let output: Vec<&str> = output.split_whitespace().collect();
+    let tail = output[output.len().saturating_sub(40)..].join(" ");
+    Some(format!("{status}: {tail}"))
 }
 
 /// Runs the one-off job `name` that `create` starts (detached) and waits until its task
@@ -275,20 +323,23 @@ fn wait_job(cx: &Context, name: &str, what: &str, timeout: Duration) -> Result<(
 }
 
 /// Where a service stood before a deploy: its update status and task template, to tell
-/// whether the deploy changed it and, if so, its new update from the last one.
+/// whether the deploy changed it and, if so, its new update from the last one; and the
+/// image the deploy wants it to run, to find its tasks when they fail.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Mark {
     update: Option<UpdateStatus>,
     template: Option<String>,
+    wanted: String,
 }
 
-pub fn marks(cx: &Context, services: &[String]) -> Result<BTreeMap<String, Mark>> {
+/// The marks of (service, image it is to run) before a deploy.
+pub fn marks(cx: &Context, services: &[(String, String)]) -> Result<BTreeMap<String, Mark>> {
     services
         .iter()
-        .map(|s| {
+        .map(|(s, image)| {
             let found = inspect(cx, s)?;
-            let mark = found.map(|i| Mark { template: Some(i.template()), update: i.update }).unwrap_or_default();
-            Ok((s.clone(), mark))
+            let (template, update) = found.map(|i| (Some(i.template()), i.update)).unwrap_or_default();
+            Ok((s.clone(), Mark { update, template, wanted: image.clone() }))
         })
         .collect()
 }
@@ -327,9 +378,9 @@ pub fn converge(
         }
         if started.elapsed() > timeout {
             let waiting: Vec<&str> = services.iter().filter(|s| !done.contains_key(*s)).map(|s| s.as_str()).collect();
-            let reports: Vec<String> = waiting.iter().filter_map(|s| failure_report(cx, s)).collect();
-            let reports =
-                if reports.is_empty() { String::new() } else { format!("; newest failed {}", reports.join("\n")) };
+            let image = |s: &str| before.get(s).map(|m| m.wanted.clone()).unwrap_or_default();
+            let reports: Vec<String> = waiting.iter().map(|s| failure_report(cx, s, &image(s))).collect();
+            let reports = format!("; {}", reports.join("\n"));
             bail!("{} did not converge within {}s{reports}", waiting.join(", "), timeout.as_secs());
         }
         sleep(POLL);
@@ -349,7 +400,7 @@ fn settled(cx: &Context, name: &str, before: &Mark) -> Result<Option<Outcome>> {
         Some("updating" | "rollback_started") => return Ok(None),
         Some(state @ ("rollback_completed" | "rollback_paused" | "paused")) => {
             let message = &update.as_ref().expect("matched above").message;
-            let task = failure_report(cx, name).unwrap_or_else(|| "no failed task is left to show".into());
+            let task = failure_report(cx, name, &before.wanted);
             return Ok(Some(Outcome::RolledBack(format!(
                 "{name}: update {}: {message}; {task}",
                 state.replace('_', " ")
@@ -364,4 +415,21 @@ fn settled(cx: &Context, name: &str, before: &Mark) -> Result<Option<Outcome>> {
         None => running >= 1 && tasks.iter().filter(|t| t.desired == "Running").all(TaskRow::running),
     };
     Ok(enough.then_some(Outcome::Converged))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_killed_as_unhealthy_counts_as_failed() {
+        let row = r#"{"CurrentState":"Failed 21 seconds ago","DesiredState":"Shutdown","Error":"\"task: non-zero exit (137): dockerexec: unhealthy container\"","ID":"tseo7oz7553hzucdhpfrog8z8","Image":"x","Name":"hc.1","Node":"vm","Ports":""}"#;
+        let task: TaskRow = serde_json::from_str(row).unwrap();
+        assert!(task.failed() && !task.running());
+        let running = row
+            .replace("Failed 21", "Running 47")
+            .replace("\"DesiredState\":\"Shutdown\"", "\"DesiredState\":\"Running\"");
+        let task: TaskRow = serde_json::from_str(&running).unwrap();
+        assert!(task.running());
+    }
 }
