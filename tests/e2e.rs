@@ -26,6 +26,8 @@ mod harness;
 mod http;
 #[path = "e2e/load.rs"]
 mod load;
+#[path = "e2e/node.rs"]
+mod node;
 #[path = "e2e/push.rs"]
 mod push;
 #[path = "e2e/redeploy.rs"]

@@ -2,7 +2,7 @@
 //! made for the test (`docker swarm init`, left again when the test ends, also on failure),
 //! pulling from the push scenario's registry, with the bundled database on the labelled
 //! node. Checked over the edge's published HTTPS port under a bounded request loop: a
-//! code change, a version whose web tasks fail (Swarm rolls back by itself), a failing
+//! code change, a version whose healthcheck fails (Swarm rolls back by itself), a failing
 //! migration (nothing replaced), `deploy --rollback`, and a web task killed.
 //!
 //! It runs at the end of the release scenario, after the push: the first release deployed is
@@ -11,9 +11,10 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use crate::harness::{docker, docker_ok, git, text, timing, wait_for, Project};
+use crate::harness::{docker, docker_ok, git, suite, text, timing, value, wait_for, Project};
 use crate::http::{self, Site};
 use crate::load::{failures, Load, CLIENTS};
+use crate::node::{self, Node};
 use crate::push::Registry;
 
 /// The Swarm of this test: initialised on this engine, and on drop the stacks removed (their
@@ -23,10 +24,11 @@ struct Swarm {
 }
 
 impl Swarm {
-    fn init(stacks: Vec<String>) -> Swarm {
+    /// A Swarm whose manager advertises `address` to the nodes that join.
+    fn init(stacks: Vec<String>, address: &str) -> Swarm {
         let state = docker_ok(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
         assert_eq!(state, "inactive", "the engine is in a Swarm already: `docker swarm leave --force` first");
-        docker_ok(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+        docker_ok(&["swarm", "init", "--advertise-addr", address]);
         Swarm { stacks }
     }
 }
@@ -59,7 +61,16 @@ impl Drop for Swarm {
 /// Deploys `first` (pushed to `registry`), then the later cases, under load.
 pub fn deploys(project: &Project, registry: &Registry, first: &str) {
     let stack = project.name.clone();
-    let _swarm = Swarm::init(vec![stack.clone(), format!("{stack}-db")]);
+    // A second node, when this machine can make one: joined at the end.
+    let second = match Node::start(registry.port) {
+        Ok(node) => Some(node),
+        Err(why) => {
+            eprintln!("e2e: swarm: one node only, no second one here: {why}");
+            None
+        }
+    };
+    let address = if second.is_some() { node::HOST_ADDRESS } else { "127.0.0.1" };
+    let _swarm = Swarm::init(vec![stack.clone(), format!("{stack}-db")], address);
     let node = docker_ok(&["info", "--format", "{{.Swarm.NodeID}}"]);
     docker_ok(&["node", "update", "--label-add", &format!("{stack}.db=true"), &node]);
     let site = Site::tls(project.env_value(".env.prod", "HTTPS_PORT").parse().unwrap(), &project.path("certs/ca.pem"));
@@ -92,10 +103,11 @@ pub fn deploys(project: &Project, registry: &Registry, first: &str) {
     let v2_tasks = web_tasks(&stack);
     assert_eq!(v2_tasks.len(), 2, "{v2_tasks:?}");
 
-    // A version whose web tasks never become healthy: Swarm rolls back by itself.
-    let wsgi = "project-template/config/wsgi.py";
-    let good = fs::read_to_string(project.path(wsgi)).unwrap();
-    fs::write(project.path(wsgi), format!("{good}\nraise RuntimeError(\"this release is broken\")\n")).unwrap();
+    // A version whose healthcheck fails (its /healthz answers 503 while gunicorn runs):
+    // Swarm rolls back by itself.
+    let health = "docker/stack_settings/health.py";
+    let good = fs::read_to_string(project.path(health)).unwrap();
+    project.edit(health, "healthy = database_ok()", "healthy = False  # this release is broken");
     release(project, &prefix, "1.2.5");
     let phase = load.mark();
     let started = Instant::now();
@@ -105,10 +117,11 @@ pub fn deploys(project: &Project, registry: &Registry, first: &str) {
     assert!(!failed.status.success(), "a failing version was deployed:\n{err}");
     assert!(err.contains("release 1.2.5 was not deployed: Swarm rolled back to 1.2.4"), "{err}");
     assert!(err.contains(&format!("task {stack}_web.")), "the failed task is not named:\n{err}");
-    assert!(err.contains("this release is broken"), "the task's logs are not shown:\n{err}");
+    assert!(err.contains("its last health check: unhealthy"), "the task's health is not shown:\n{err}");
+    assert!(err.contains("--- its last 100 log lines"), "the task's logs are not shown:\n{err}");
     load.assert_no_failure_since(phase, "the failing version");
     assert!(super::get_ok(site, "/").text().contains("It works, v2"), "1.2.4 stopped serving");
-    fs::write(project.path(wsgi), good).unwrap();
+    fs::write(project.path(health), good).unwrap();
 
     // A failing migration stops the deploy before any web task is replaced.
     let migration = "project-template/core/migrations/0002_broken.py";
@@ -130,26 +143,81 @@ pub fn deploys(project: &Project, registry: &Registry, first: &str) {
     deploy_under_load(project, &load, "--rollback", &["deploy", "--rollback"]);
     assert!(super::get_ok(site, "/").text().contains("<h1>It works</h1>"), "the rollback does not serve {first}");
 
-    // A web task killed: Swarm replaces it while the other one serves.
-    let before = web_tasks(&stack);
-    let container = docker_ok(&["ps", "-q", "--filter", &format!("label=com.docker.swarm.service.name={stack}_web")]);
-    let victim = container.lines().next().expect("a web container").to_owned();
-    let phase = load.mark();
-    let started = Instant::now();
-    docker_ok(&["kill", &victim]);
-    let replaced = wait_for(Duration::from_secs(120), Duration::from_millis(500), || {
-        let now = web_tasks(&stack);
-        (now.len() == 2 && now != before).then_some(now)
-    });
-    assert!(replaced.is_some(), "the killed web task was not replaced within 120s");
-    timing("swarm: a killed web task replaced", started.elapsed());
-    load.assert_no_failure_since(phase, "a killed web task");
+    // A web task killed: Swarm replaces it while the other one serves (on a second node
+    // when there is one, see joins_a_second_node).
+    match &second {
+        Some(node) => joins_a_second_node(node, &stack, site, &load),
+        None => {
+            let before = web_tasks(&stack);
+            let phase = load.mark();
+            let started = Instant::now();
+            kill_a_web_task(&stack);
+            let replaced = wait_for(Duration::from_secs(120), Duration::from_millis(500), || {
+                let now = web_tasks(&stack);
+                (now.len() == 2 && now != before).then_some(now)
+            });
+            assert!(replaced.is_some(), "the killed web task was not replaced within 120s");
+            timing("swarm: a killed web task replaced", started.elapsed());
+            load.assert_no_failure_since(phase, "a killed web task");
+        }
+    }
 
     let status = text(&project.ok(&["deploy", "status"]).stdout);
     assert!(status.contains(&format!("serving: {first} (previous: 1.2.4)")), "{status}");
-    assert!(status.contains(&format!("{stack}_web")) && status.contains("2/2"), "{status}");
+    assert!(status.contains(&format!("{stack}_web")) && status.contains(" 2/2 "), "{status}");
     let outcomes = load.stop();
     eprintln!("e2e: swarm: {} requests by {CLIENTS} clients, {} failed", outcomes.len(), failures(&outcomes).len());
+}
+
+/// A worker joins: the edge runs on it too (global) and serves the site on its own address;
+/// a web task killed on the first node comes back on the second, and the loop (through the
+/// first node's edge, to web tasks on both nodes over the overlay network) sees no failure.
+fn joins_a_second_node(node: &Node, stack: &str, site: Site, load: &Load) {
+    let started = Instant::now();
+    node.load(&value(&suite().images, "NGINX_IMAGE"));
+    let token = docker_ok(&["swarm", "join-token", "-q", "worker"]);
+    node.docker_ok(&["swarm", "join", "--token", &token, &format!("{}:2377", node::HOST_ADDRESS)]);
+    let edges = wait_for(Duration::from_secs(120), Duration::from_millis(500), || {
+        let nodes = running_on(&format!("{stack}_edge"));
+        nodes.contains(&node::HOSTNAME.to_owned()).then_some(nodes)
+    });
+    assert!(edges.is_some(), "no edge task runs on the second node: {:?}", running_on(&format!("{stack}_edge")));
+    timing("swarm: second node joined, its edge running", started.elapsed());
+    let page = curl_page(site, node::NODE_ADDRESS);
+    assert!(page.contains("<h1>It works</h1>"), "the second node's edge does not serve the site:\n{page}");
+
+    let phase = load.mark();
+    let started = Instant::now();
+    kill_a_web_task(stack);
+    let spread = wait_for(Duration::from_secs(180), Duration::from_millis(500), || {
+        let nodes = running_on(&format!("{stack}_web"));
+        (nodes.len() == 2 && nodes.contains(&node::HOSTNAME.to_owned())).then_some(nodes)
+    });
+    assert!(spread.is_some(), "web did not come back on the second node: {:?}", running_on(&format!("{stack}_web")));
+    timing("swarm: a killed web task back on the second node", started.elapsed());
+    for _ in 0..20 {
+        assert!(curl_page(site, node::NODE_ADDRESS).contains("<h1>It works</h1>"), "the second node's edge failed");
+    }
+    load.assert_no_failure_since(phase, "a web task moved to the second node");
+}
+
+/// `docker kill` of a web container on this node.
+fn kill_a_web_task(stack: &str) {
+    let containers = docker_ok(&["ps", "-q", "--filter", &format!("label=com.docker.swarm.service.name={stack}_web")]);
+    docker_ok(&["kill", containers.lines().next().expect("a web container on this node")]);
+}
+
+/// GET / over HTTPS from the edge at `address` (curl, trusting the project's CA): the body.
+fn curl_page(site: Site, address: &str) -> String {
+    let ca = site.ca.expect("an HTTPS site");
+    let out = std::process::Command::new("curl")
+        .args(["--silent", "--show-error", "--fail", "--max-time", "15", "--cacert"])
+        .arg(ca)
+        .args(["--resolve", &format!("localhost:{}:{address}", site.port), &site.url("/")])
+        .output()
+        .expect("curl runs");
+    assert!(out.status.success(), "GET / through {address}: {}", text(&out.stderr));
+    text(&out.stdout)
 }
 
 /// The layers of `before` up to the code are those of `after`: a code-only change rebuilt
@@ -198,21 +266,24 @@ fn release(project: &Project, prefix: &str, version: &str) {
     timing(&format!("swarm: release --push {version}"), started.elapsed());
 }
 
+/// A field (`{{.ID}}`, `{{.Node}}`) of each running task of `service`, sorted.
+fn running(service: &str, field: &str) -> Vec<String> {
+    let format = format!("{field} {{{{.CurrentState}}}}");
+    let ps = docker_ok(&["service", "ps", "--filter", "desired-state=running", "--format", &format, service]);
+    let mut values: Vec<String> =
+        ps.lines().filter(|l| l.contains(" Running")).map(|l| l.split(' ').next().unwrap().to_owned()).collect();
+    values.sort();
+    values
+}
+
 /// The ids of web's running tasks, sorted.
 fn web_tasks(stack: &str) -> Vec<String> {
-    let ps = docker_ok(&[
-        "service",
-        "ps",
-        "--filter",
-        "desired-state=running",
-        "--format",
-        "{{.ID}} {{.CurrentState}}",
-        &format!("{stack}_web"),
-    ]);
-    let mut ids: Vec<String> =
-        ps.lines().filter(|l| l.contains(" Running")).map(|l| l.split(' ').next().unwrap().to_owned()).collect();
-    ids.sort();
-    ids
+    running(&format!("{stack}_web"), "{{.ID}}")
+}
+
+/// The nodes (host names) of a service's running tasks, sorted.
+fn running_on(service: &str) -> Vec<String> {
+    running(service, "{{.Node}}")
 }
 
 /// web and static run the images manifest.json pinned for the release.
