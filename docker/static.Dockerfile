@@ -11,7 +11,7 @@
 #   NGINX_IMAGE   the nginx base image, as the production stack's nginx service uses it
 
 ARG NGINX_IMAGE=nginx:1.27-alpine
-FROM ${NGINX_IMAGE} AS static
+FROM ${NGINX_IMAGE}
 
 COPY docker/nginx/static.conf /etc/nginx/templates/default.conf.template
 ADD static.tar.gz /srv/static/

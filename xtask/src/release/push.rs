@@ -2,8 +2,8 @@
 //! from the release's static tarball byte for byte), each tagged with the version and pushed
 //! to the registry, which then names them by digest for manifest.json.
 //!
-//! Every tag is checked against the registry before any is pushed: a tag it holds with the
-//! same image is left alone, one it holds with another image refuses the whole release
+//! Both tags are checked against the registry before either is pushed: a tag it holds with
+//! the same image is left alone, one it holds with another image refuses the whole release
 //! before anything is pushed or written.
 
 use std::collections::BTreeMap;
@@ -23,9 +23,7 @@ use crate::sha256;
 use crate::stack::compose;
 
 /// The nginx configuration the static image serves with (see docker/static.Dockerfile).
-const NGINX_CONFS: [&str; 1] = ["docker/nginx/static.conf"];
-/// The Dockerfile's targets, in the order they are built: image kinds of manifest.json.
-const TARGETS: [&str; 1] = ["static"];
+const NGINX_CONF: &str = "docker/nginx/static.conf";
 const DOCKERFILE: &str = "docker/static.Dockerfile";
 /// The tarball's name inside the build context.
 const TARBALL: &str = "static.tar.gz";
@@ -63,31 +61,27 @@ impl Push {
     /// The commands `--dry-run` prints, for the release of `version` whose static tarball
     /// is `tarball`.
     pub fn describe(&self, cx: &Context, version: &str, tarball: &Path) -> String {
-        let ids = TARGETS.map(|target| format!("{}_IMAGE_ID", target.to_uppercase()));
-        let images = self.images(cx, version, &ids);
-        let builds = TARGETS.iter().fold(Plan::default(), |plan, target| plan.run(self.build(cx, target)));
+        let images = self.images(cx, version, "STATIC_IMAGE_ID");
         let mut text = format!(
             "{}\n# then: copy {} and {} into {}\n{}",
             registry::image_id_step(&cx.root, &images[0].local),
             tarball.display(),
-            NGINX_CONFS.map(|conf| cx.path(conf).display().to_string()).join(" and "),
+            cx.path(NGINX_CONF).display(),
             self.context.display(),
-            builds.render()
+            Plan::default().run(self.build(cx)).render()
         );
-        for (target, id) in TARGETS.iter().zip(&ids) {
-            text += &format!("# {id} below: the image id written to {}\n", self.id_file(target).display());
-        }
+        text += &format!("# STATIC_IMAGE_ID below: the image id written to {}\n", self.id_file().display());
         for image in &images {
             text += &format!("{}\n", registry::inspect(&cx.root, &image.tagged));
         }
-        text += "# then: refuse if the registry holds any tag with another image; push the tags it does not hold\n";
-        text += &self.push_plan(cx, &images, &[true; 1 + TARGETS.len()]).render();
+        text += "# then: refuse if the registry holds either tag with another image; push the tags it does not hold\n";
+        text += &self.push_plan(cx, &images, &[true, true]).render();
         text += "# then: read back each tag's digest from the registry (docker manifest inspect) for manifest.json\n";
         text
     }
 
     /// Builds the static image from `tarball` (the staged artifact, expected to hash to
-    /// `sha256`), checks every tag, pushes what the registry lacks and returns, per image
+    /// `sha256`), checks both tags, pushes what the registry lacks and returns, per image
     /// kind, its `repository@sha256:digest`.
     pub fn run(
         &self,
@@ -99,13 +93,10 @@ impl Push {
         let web_id = registry::local_id(cx, &compose::web_image(cx))?;
         let scratch = Scratch::create(self.context.clone())?;
         self.fill_context(cx, tarball, sha256)?;
-        let mut built = Vec::new();
-        for target in TARGETS {
-            runner::execute(cx, Plan::default().run(self.build(cx, target)))?;
-            built.push(read_id(&self.id_file(target))?);
-        }
-        let images = self.images(cx, version, &built);
-        let ids = [vec![web_id], built].concat();
+        runner::execute(cx, Plan::default().run(self.build(cx)))?;
+        let static_id = read_id(&self.id_file())?;
+        let images = self.images(cx, version, &static_id);
+        let ids = [web_id, static_id];
         let decisions = check_tags(cx, &images, &ids)?;
         let wanted: Vec<bool> = decisions.iter().map(|d| *d == Decision::Push).collect();
         runner::execute(cx, self.push_plan(cx, &images, &wanted))?;
@@ -124,25 +115,23 @@ impl Push {
         Ok(pinned)
     }
 
-    /// The web image as Compose built it, then the nginx images by id (`ids`, one a target).
-    fn images(&self, cx: &Context, version: &str, ids: &[String]) -> Vec<Image> {
+    /// The web image as Compose built it, and the static image by id (`static_id`).
+    fn images(&self, cx: &Context, version: &str, static_id: &str) -> [Image; 2] {
         let image = |kind, local: String| Image { kind, local, tagged: self.registry.tagged(kind, version) };
-        let nginx = TARGETS.iter().zip(ids).map(|(target, id)| image(target, id.clone()));
-        std::iter::once(image("web", compose::web_image(cx))).chain(nginx).collect()
+        [image("web", compose::web_image(cx)), image("static", static_id.to_owned())]
     }
 
-    /// `docker build --target TARGET` of the static image, its id written to a file rather
-    /// than the terminal.
-    fn build(&self, cx: &Context, target: &str) -> Step {
+    /// `docker build` of the static image, its id written to a file rather than the terminal.
+    fn build(&self, cx: &Context) -> Step {
         let mut step = Step::new("docker", &cx.root)
-            .args(["build", "--quiet", "--target", target, "--file"])
+            .args(["build", "--quiet", "--file"])
             .arg(cx.path(DOCKERFILE).to_string_lossy());
         if let Some(nginx) = &self.nginx_image {
             step = step.arg("--build-arg").arg(format!("NGINX_IMAGE={nginx}"));
         }
         step.arg(self.context.to_string_lossy())
-            .stdout(Sink { path: self.id_file(target), checksum: false })
-            .fails_as(format!("cannot build the {target} image"))
+            .stdout(Sink { path: self.id_file(), checksum: false })
+            .fails_as("cannot build the static image")
     }
 
     /// Tags every image locally (a tag the registry holds already then names the same image
@@ -161,11 +150,11 @@ impl Push {
         plan
     }
 
-    fn id_file(&self, target: &str) -> PathBuf {
-        self.context.join(format!("{target}-image-id"))
+    fn id_file(&self) -> PathBuf {
+        self.context.join("image-id")
     }
 
-    /// The tarball, checked to be the release's bytes, and the nginx configurations.
+    /// The tarball, checked to be the release's bytes, and the nginx configuration.
     fn fill_context(&self, cx: &Context, tarball: &mut File, sha256: &str) -> Result<()> {
         let copy = self.context.join(TARBALL);
         tarball.seek(SeekFrom::Start(0)).context("cannot read the static tarball back")?;
@@ -174,26 +163,24 @@ impl Push {
         if copied != sha256 {
             bail!("the copy of the static tarball in {} is not the release's bytes", copy.display());
         }
-        for file in NGINX_CONFS {
-            let conf = self.context.join(file);
-            fs::create_dir_all(conf.parent().expect("the conf is in a directory"))
-                .with_context(|| format!("cannot create {}", conf.display()))?;
-            fs::copy(cx.path(file), &conf).with_context(|| format!("cannot copy {file}"))?;
-        }
+        let conf = self.context.join(NGINX_CONF);
+        fs::create_dir_all(conf.parent().expect("the conf is in a directory"))
+            .with_context(|| format!("cannot create {}", conf.display()))?;
+        fs::copy(cx.path(NGINX_CONF), &conf).with_context(|| format!("cannot copy {NGINX_CONF}"))?;
         Ok(())
     }
 }
 
 /// What to do with each image's tag, asked of the registry for all of them before any push.
-/// On a refusal the images just built (all of `ids` but the web image's) are not left
-/// behind, unless a tag names them.
+/// On a refusal the static image just built (the last of `ids`) is not left behind, unless
+/// a tag names it.
 fn check_tags(cx: &Context, images: &[Image], ids: &[String]) -> Result<Vec<Decision>> {
     let decided: Result<Vec<Decision>> = images
         .iter()
         .zip(ids)
         .map(|(image, id)| registry::decide(&image.tagged, id, registry::remote(cx, &image.tagged)?))
         .collect();
-    decided.inspect_err(|_| ids[1..].iter().for_each(|id| registry::remove_if_untagged(cx, id)))
+    decided.inspect_err(|_| registry::remove_if_untagged(cx, ids.last().expect("there are images")))
 }
 
 /// Does not trust `docker push`'s exit code alone: the registry must now hold `id` under
