@@ -15,6 +15,7 @@ pub mod stackfile;
 mod status;
 pub mod swarm;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -30,7 +31,7 @@ use crate::deploy::stackfile::{Service, Site, PREVIOUS_LABEL, VERSION_LABEL};
 use crate::deploy::swarm::{Object, Outcome};
 use crate::plan::Step;
 use crate::stack::compose::Stack;
-use crate::stack::load_env;
+use crate::stack::{load_env, prod_stack};
 use crate::tls;
 
 /// Where the rendered stack files are written, under the project root (git-ignored).
@@ -44,7 +45,8 @@ pub fn deploy(cx: &Context, args: DeployArgs) -> Result<()> {
     settings::refuse_unsupported(&env)?;
     preflight::refuse_unsafe_prod(&env, &cx.root)?;
     tls::ensure_local(cx, &env)?;
-    let settings = Settings::read(cx, &env)?;
+    let bundled_db = prod_stack(cx, &env, false)? == Stack::Prod { with_db: true };
+    let settings = Settings::read(cx, &env, bundled_db)?;
     let rollout = Rollout::new(cx, &args, settings)?;
     if cx.dry_run {
         print!("{}", rollout.render(cx)?);
@@ -108,7 +110,7 @@ impl Rollout {
         Site {
             web: Service::of(&self.release.web, version, self.previous.as_deref()),
             static_files: Service::of(&self.release.static_files, version, None),
-            edge: std::collections::BTreeMap::from([(VERSION_LABEL.to_owned(), version.clone())]),
+            edge: BTreeMap::from([(VERSION_LABEL.to_owned(), version.clone())]),
         }
     }
 
@@ -210,11 +212,10 @@ impl Rollout {
     fn run(&self, cx: &Context) -> Result<()> {
         let started = Instant::now();
         swarm::require_manager(cx)?;
-        if let Some(image) = &self.settings.bundled_db {
-            self.start_db(cx, image)?;
-        } else {
-            swarm::ensure_network(cx, &stackfile::network(&self.stack))?;
+        if self.settings.bundled_db.is_some() {
+            self.require_db_node(cx)?;
         }
+        swarm::ensure_network(cx, &stackfile::network(&self.stack))?;
         for (kind, object) in self.objects() {
             if swarm::ensure_object(cx, kind, &self.stack, object)? {
                 println!("created the Swarm {} {} ({})", kind.noun(), object.name, object.origin);
@@ -243,24 +244,23 @@ impl Rollout {
         Ok(())
     }
 
-    /// The bundled database needs its labelled node and the network.
-    fn start_db(&self, cx: &Context, _image: &str) -> Result<()> {
+    /// The bundled database lives on its labelled node, which must exist.
+    fn require_db_node(&self, cx: &Context) -> Result<()> {
         let label = stackfile::db_node_label(&self.stack);
         let nodes = swarm::labelled_nodes(cx, &label)?;
         if nodes.is_empty() {
             bail!("POSTGRES_HOST=db in .env.prod runs the bundled database, which lives on the node labelled {label}=true and there is none: run `docker node update --label-add {label}=true NODE` for the node that keeps its data, or set POSTGRES_HOST to a managed database");
         }
         eprintln!("warning: the bundled database runs on {} alone, a single point of failure: prefer a managed database (POSTGRES_HOST)", nodes.join(", "));
-        swarm::ensure_network(cx, &stackfile::network(&self.stack))
+        Ok(())
     }
 
     fn deploy_db(&self, cx: &Context, image: &str) -> Result<()> {
         let db = self.db_stack();
         self.write(cx, &db, &stackfile::db(&cx.root, &self.stack, &self.settings, image)?)?;
-        let services = [format!("{db}_db")];
-        let before = swarm::marks(cx, &[(services[0].clone(), image.to_owned())])?;
+        let before = swarm::marks(cx, &[(format!("{db}_db"), image.to_owned())])?;
         swarm::run(cx, &self.stack_deploy(cx, &db), "cannot deploy the bundled database")?;
-        self.settle(cx, &services, &before)
+        self.settle(cx, &before)
     }
 
     /// The secrets, then the edge's configuration, each made unless the Swarm has it.
@@ -286,20 +286,15 @@ impl Rollout {
         let images = [&site.web.image, &site.static_files.image, &self.settings.nginx_image];
         let wanted: Vec<(String, String)> =
             ["web", "static", "edge"].iter().zip(images).map(|(s, i)| (self.service(s), i.clone())).collect();
-        let services: Vec<String> = wanted.iter().map(|(s, _)| s.clone()).collect();
         let before = swarm::marks(cx, &wanted)?;
         swarm::run(cx, &self.stack_deploy(cx, &self.stack), "cannot deploy the stack")?;
-        self.settle(cx, &services, &before)
+        self.settle(cx, &before)
     }
 
-    /// Waits for `services`; a rollback or a timeout fails the deploy, naming the task.
-    fn settle(
-        &self,
-        cx: &Context,
-        services: &[String],
-        before: &std::collections::BTreeMap<String, swarm::Mark>,
-    ) -> Result<()> {
-        let outcomes = swarm::converge(cx, services, before, self.timeout)?;
+    /// Waits for the services marked `before`; a rollback or a timeout fails the deploy,
+    /// naming the task.
+    fn settle(&self, cx: &Context, before: &BTreeMap<String, swarm::Mark>) -> Result<()> {
+        let outcomes = swarm::converge(cx, before, self.timeout)?;
         let failed: Vec<&String> = outcomes
             .values()
             .filter_map(|o| match o {
@@ -326,9 +321,7 @@ impl Rollout {
 }
 
 /// The labels of ours among a service's (`docker stack deploy` adds its own).
-fn release_labels(
-    mut labels: std::collections::BTreeMap<String, String>,
-) -> std::collections::BTreeMap<String, String> {
+fn release_labels(mut labels: BTreeMap<String, String>) -> BTreeMap<String, String> {
     labels.retain(|k, _| k == VERSION_LABEL || k == PREVIOUS_LABEL);
     labels
 }

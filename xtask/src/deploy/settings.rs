@@ -10,6 +10,8 @@ use anyhow::{bail, Context as _, Result};
 use crate::config::envfile::EnvFile;
 use crate::context::Context;
 use crate::sha256;
+use crate::stack::compose::Stack;
+use crate::stack::ports;
 use crate::tls::{self, Mode};
 
 /// Variables that configure the stack itself (ports, images, certificates, builds), not
@@ -32,8 +34,6 @@ const STACK_ONLY: &[&str] = &[
     "WEB_REPLICAS",
 ];
 
-/// The host name the bundled database answers to, as in the production stack.
-const BUNDLED_DB_HOST: &str = "db";
 const DEFAULT_REPLICAS: u64 = 2;
 const DEFAULT_POSTGRES_IMAGE: &str = "postgres:17-alpine";
 const DEFAULT_NGINX_IMAGE: &str = "nginx:1.27-alpine";
@@ -92,7 +92,9 @@ pub fn refuse_unsupported(env: &EnvFile) -> Result<()> {
 }
 
 impl Settings {
-    pub fn read(cx: &Context, env: &EnvFile) -> Result<Settings> {
+    /// The settings of `env`, with the bundled database when `bundled_db` (the production
+    /// stack's choice, made from POSTGRES_HOST).
+    pub fn read(cx: &Context, env: &EnvFile, bundled_db: bool) -> Result<Settings> {
         let file = ".env.prod";
         let vars = env.vars();
         let mut environment = BTreeMap::new();
@@ -115,9 +117,13 @@ impl Settings {
                 Ok(value) => Ok(secret(&cx.name, key, value, origin)),
                 // `local` certificates are made by the run that a dry run stands for.
                 Err(_) if cx.dry_run => {
-                    let mut unknown = secret(&cx.name, key, String::new(), format!("{origin}, made by the run"));
-                    unknown.name = format!("{}_{}_<hash of {origin}>", cx.name, key.replace('.', "_"));
-                    Ok(unknown)
+                    let name = object_name(&cx.name, key, &format!("<hash of {origin}>"));
+                    Ok(Secret {
+                        key: key.to_owned(),
+                        name,
+                        value: String::new(),
+                        origin: format!("{origin}, made by the run"),
+                    })
                 }
                 Err(e) => Err(e).with_context(|| format!("cannot read {origin} (the TLS files of {file})")),
             }
@@ -128,7 +134,6 @@ impl Settings {
         let conf_text = fs::read_to_string(&conf).with_context(|| format!("cannot read {NGINX_CONF}"))?;
         let nginx_conf = secret(&cx.name, "default.conf.template", conf_text, NGINX_CONF.to_owned());
         let nginx_image = setting(&vars, "NGINX_IMAGE").unwrap_or_else(|| DEFAULT_NGINX_IMAGE.to_owned());
-        let bundled = vars.get("POSTGRES_HOST").is_some_and(|h| h.trim() == BUNDLED_DB_HOST);
         let postgres_image = setting(&vars, "POSTGRES_IMAGE").unwrap_or_else(|| DEFAULT_POSTGRES_IMAGE.to_owned());
         Ok(Settings {
             environment,
@@ -137,9 +142,9 @@ impl Settings {
             nginx_image,
             nginx_conf,
             replicas: replicas(&vars)?,
-            http_port: port(&vars, "HTTP_PORT", 80)?,
-            https_port: port(&vars, "HTTPS_PORT", 443)?,
-            bundled_db: bundled.then_some(postgres_image),
+            http_port: port(env, "HTTP_PORT")?,
+            https_port: port(env, "HTTPS_PORT")?,
+            bundled_db: bundled_db.then_some(postgres_image),
         })
     }
 
@@ -159,9 +164,14 @@ impl Settings {
 
 fn secret(stack: &str, key: &str, value: String, origin: String) -> Secret {
     let (_, hex) = sha256::copy(&mut value.as_bytes(), std::io::sink()).expect("hashing memory cannot fail");
+    Secret { key: key.to_owned(), name: object_name(stack, key, &hex[..12]), value, origin }
+}
+
+/// `<stack>_<key, lower case, other characters as _>_<version>`.
+fn object_name(stack: &str, key: &str, version: &str) -> String {
     let slug: String =
         key.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
-    Secret { key: key.to_owned(), name: format!("{stack}_{slug}_{}", &hex[..12]), value, origin }
+    format!("{stack}_{slug}_{version}")
 }
 
 /// A variable of the environment, else of .env.prod; None when blank in both.
@@ -177,12 +187,12 @@ fn replicas(vars: &BTreeMap<String, String>) -> Result<u64> {
     }
 }
 
-fn port(vars: &BTreeMap<String, String>, key: &str, default: u16) -> Result<u16> {
-    let Some(raw) = vars.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) else { return Ok(default) };
-    match raw.parse::<u16>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => bail!(".env.prod: {key}={raw:?} is not a port: use 1-65535"),
-    }
+/// A port the production stack publishes, read as it reads it (the preflight has refused
+/// one that is no port).
+fn port(env: &EnvFile, variable: &str) -> Result<u16> {
+    let published = ports::published(Stack::PROD).iter().find(|p| p.variable == variable);
+    let published = published.expect("the production stack publishes HTTP_PORT and HTTPS_PORT");
+    ports::port(published, env).with_context(|| format!(".env.prod: {variable} is not a port: use 1-65535"))
 }
 
 #[cfg(test)]

@@ -58,7 +58,7 @@ pub fn site(root: &Path, stack: &str, settings: &Settings, site: &Site) -> Resul
     let web_secrets: Vec<&Secret> = settings.secrets.iter().collect();
     let tls: Vec<&Secret> = settings.tls.iter().collect();
     let mut edge_env = BTreeMap::from([("HTTPS_PORT".to_owned(), settings.https_port.to_string())]);
-    edge_env.extend(service_env(&doc, "edge")?);
+    edge_env.extend(service_env(&doc, "edge"));
     {
         let web = service(&mut doc, "web")?;
         fill(web, &site.web, &settings.environment, &web_secrets);
@@ -69,21 +69,20 @@ pub fn site(root: &Path, stack: &str, settings: &Settings, site: &Site) -> Resul
         let edge = service(&mut doc, "edge")?;
         let image = Service { image: settings.nginx_image.clone(), labels: site.edge.clone() };
         fill(edge, &image, &edge_env, &tls);
-        let mut conf = Mapping::new();
-        conf.insert("source".into(), settings.nginx_conf.key.clone().into());
-        conf.insert("target".into(), "/etc/nginx/templates/default.conf.template".into());
-        edge.insert("configs".into(), Value::Sequence(vec![Value::Mapping(conf)]));
-        let ports = [(80, settings.http_port), (443, settings.https_port)]
-            .map(|(target, published)| {
-                let mut port = Mapping::new();
-                port.insert("target".into(), Value::from(target));
-                port.insert("published".into(), Value::from(published));
-                port.insert("protocol".into(), "tcp".into());
-                port.insert("mode".into(), "host".into());
-                Value::Mapping(port)
-            })
-            .to_vec();
-        edge.insert("ports".into(), Value::Sequence(ports));
+        let conf = mapping([
+            ("source", settings.nginx_conf.key.clone().into()),
+            ("target", "/etc/nginx/templates/default.conf.template".into()),
+        ]);
+        edge.insert("configs".into(), Value::Sequence(vec![conf]));
+        let ports = [(80, settings.http_port), (443, settings.https_port)].map(|(target, published)| {
+            mapping([
+                ("target", target.into()),
+                ("published", published.into()),
+                ("protocol", "tcp".into()),
+                ("mode", "host".into()),
+            ])
+        });
+        edge.insert("ports".into(), Value::Sequence(ports.to_vec()));
     }
     let all: Vec<&Secret> = settings.all_secrets().collect();
     doc.insert("configs".into(), externals(&[&settings.nginx_conf]));
@@ -98,9 +97,8 @@ pub fn db(root: &Path, stack: &str, settings: &Settings, image: &str) -> Result<
         let db = service(&mut doc, "db")?;
         fill(db, &Service { image: image.to_owned(), labels: BTreeMap::new() }, &settings.db_environment(), &password);
         let constraint = format!("node.labels.{} == true", db_node_label(stack));
-        let mut placement = Mapping::new();
-        placement.insert("constraints".into(), Value::Sequence(vec![constraint.into()]));
-        deploy_of(db).insert("placement".into(), Value::Mapping(placement));
+        let placement = mapping([("constraints", Value::Sequence(vec![constraint.into()]))]);
+        deploy_of(db).insert("placement".into(), placement);
     }
     finish(doc, stack, &password)
 }
@@ -122,15 +120,16 @@ fn service<'a>(doc: &'a mut Mapping, name: &str) -> Result<&'a mut Mapping> {
 }
 
 /// The `environment` a service has in the base file.
-fn service_env(doc: &Mapping, name: &str) -> Result<BTreeMap<String, String>> {
+fn service_env(doc: &Mapping, name: &str) -> BTreeMap<String, String> {
     let env = doc.get("services").and_then(|s| s.get(name)).and_then(|s| s.get("environment"));
-    let Some(Value::Mapping(env)) = env else { return Ok(BTreeMap::new()) };
-    env.iter()
-        .map(|(k, v)| {
-            let text = |v: &Value| v.as_str().map(str::to_owned).or_else(|| serde_yaml::to_string(v).ok());
-            Ok((text(k).unwrap_or_default(), text(v).unwrap_or_default().trim().to_owned()))
-        })
-        .collect()
+    let Some(Value::Mapping(env)) = env else { return BTreeMap::new() };
+    let text = |v: &Value| v.as_str().map(str::to_owned).or_else(|| serde_yaml::to_string(v).ok());
+    env.iter().map(|(k, v)| (text(k).unwrap_or_default(), text(v).unwrap_or_default().trim().to_owned())).collect()
+}
+
+/// A YAML mapping of these keys and values, in this order.
+fn mapping<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    Value::Mapping(entries.into_iter().map(|(key, value)| (Value::from(key), value)).collect())
 }
 
 fn deploy_of(service: &mut Mapping) -> &mut Mapping {
@@ -153,12 +152,7 @@ fn fill(service: &mut Mapping, what: &Service, env: &BTreeMap<String, String>, s
     if !secrets.is_empty() {
         let refs = secrets
             .iter()
-            .map(|s| {
-                let mut r = Mapping::new();
-                r.insert("source".into(), s.key.clone().into());
-                r.insert("target".into(), s.key.clone().into());
-                Value::Mapping(r)
-            })
+            .map(|s| mapping([("source", s.key.clone().into()), ("target", s.key.clone().into())]))
             .collect();
         service.insert("secrets".into(), Value::Sequence(refs));
     }
@@ -169,12 +163,8 @@ fn fill(service: &mut Mapping, what: &Service, env: &BTreeMap<String, String>, s
 
 /// The document with the external network and secrets named for `stack`.
 fn finish(mut doc: Mapping, stack: &str, secrets: &[&Secret]) -> Result<String> {
-    let mut network = Mapping::new();
-    network.insert("external".into(), true.into());
-    network.insert("name".into(), self::network(stack).into());
-    let mut networks = Mapping::new();
-    networks.insert("backend".into(), Value::Mapping(network));
-    doc.insert("networks".into(), Value::Mapping(networks));
+    let network = mapping([("external", true.into()), ("name", self::network(stack).into())]);
+    doc.insert("networks".into(), mapping([("backend", network)]));
     if !secrets.is_empty() {
         doc.insert("secrets".into(), externals(secrets));
     }
@@ -183,14 +173,8 @@ fn finish(mut doc: Mapping, stack: &str, secrets: &[&Secret]) -> Result<String> 
 
 /// Top-level `secrets:` or `configs:` made by the deploy: each key names its Swarm object.
 fn externals(objects: &[&Secret]) -> Value {
-    let mut all = Mapping::new();
-    for object in objects {
-        let mut entry = Mapping::new();
-        entry.insert("external".into(), true.into());
-        entry.insert("name".into(), object.name.clone().into());
-        all.insert(object.key.clone().into(), Value::Mapping(entry));
-    }
-    Value::Mapping(all)
+    let entry = |object: &Secret| mapping([("external", true.into()), ("name", object.name.clone().into())]);
+    Value::Mapping(objects.iter().map(|object| (Value::from(object.key.clone()), entry(object))).collect())
 }
 
 fn string_map(map: &BTreeMap<String, String>) -> Value {

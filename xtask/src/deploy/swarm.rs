@@ -151,12 +151,6 @@ impl Inspected {
             .unwrap_or_default()
     }
 
-    /// The variables of its containers, `KEY=value`.
-    pub fn env(&self) -> Vec<String> {
-        let env = self.spec.pointer("/TaskTemplate/ContainerSpec/Env").and_then(|e| e.as_array());
-        env.map(|e| e.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
-    }
-
     /// What its tasks are made from: a change means new tasks.
     fn template(&self) -> String {
         self.spec.get("TaskTemplate").map(|t| t.to_string()).unwrap_or_default()
@@ -223,9 +217,9 @@ pub fn tasks(cx: &Context, service: &str) -> Result<Vec<TaskRow>> {
 
 /// A stopped task, its last health check and its last log lines, for an error message.
 fn report(cx: &Context, task: &TaskRow) -> String {
+    // A container's stderr comes out on the CLI's stderr.
     let logs = docker(cx).args(["service", "logs", "--raw", "--tail", LOG_LINES, &task.id]);
-    let out = duct::cmd(&logs.program, &logs.args).dir(&logs.dir).stderr_to_stdout().stdout_capture().unchecked().run();
-    let logs = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let logs = capture(cx, &logs).map(|(_, out, err)| out + &err).unwrap_or_default();
     let mut text = task.describe();
     if let Some(health) = last_health_check(cx, &task.id) {
         text += &format!("\n--- its last health check: {health}");
@@ -353,35 +347,34 @@ pub enum Outcome {
     RolledBack(String),
 }
 
-/// Waits until every service has settled: its update (if the deploy started one) completed
-/// with as many tasks running as it wants, or rolled back. Prints each once it has.
-pub fn converge(
-    cx: &Context,
-    services: &[String],
-    before: &BTreeMap<String, Mark>,
-    timeout: Duration,
-) -> Result<BTreeMap<String, Outcome>> {
+/// Waits until every service marked `before` has settled: its update (if the deploy started
+/// one) completed with as many tasks running as it wants, or rolled back. Prints each once
+/// it has.
+pub fn converge(cx: &Context, before: &BTreeMap<String, Mark>, timeout: Duration) -> Result<BTreeMap<String, Outcome>> {
     let started = Instant::now();
     let mut done: BTreeMap<String, Outcome> = BTreeMap::new();
     loop {
         stop_if_interrupted()?;
-        for name in services.iter().filter(|s| !done.contains_key(*s)).cloned().collect::<Vec<_>>() {
-            if let Some(outcome) = settled(cx, &name, &before.get(&name).cloned().unwrap_or_default())? {
+        for (name, mark) in before {
+            if done.contains_key(name) {
+                continue;
+            }
+            if let Some(outcome) = settled(cx, name, mark)? {
                 if outcome == Outcome::Converged {
                     println!("{name}: converged");
                 }
-                done.insert(name, outcome);
+                done.insert(name.clone(), outcome);
             }
         }
-        if done.len() == services.len() {
+        if done.len() == before.len() {
             return Ok(done);
         }
         if started.elapsed() > timeout {
-            let waiting: Vec<&str> = services.iter().filter(|s| !done.contains_key(*s)).map(|s| s.as_str()).collect();
-            let image = |s: &str| before.get(s).map(|m| m.wanted.clone()).unwrap_or_default();
-            let reports: Vec<String> = waiting.iter().map(|s| failure_report(cx, s, &image(s))).collect();
-            let reports = format!("; {}", reports.join("\n"));
-            bail!("{} did not converge within {}s{reports}", waiting.join(", "), timeout.as_secs());
+            let waiting: Vec<(&String, &Mark)> = before.iter().filter(|(name, _)| !done.contains_key(*name)).collect();
+            let names: Vec<&str> = waiting.iter().map(|(name, _)| name.as_str()).collect();
+            let reports: Vec<String> =
+                waiting.iter().map(|(name, mark)| failure_report(cx, name, &mark.wanted)).collect();
+            bail!("{} did not converge within {}s; {}", names.join(", "), timeout.as_secs(), reports.join("\n"));
         }
         sleep(POLL);
     }

@@ -305,7 +305,7 @@ pub(crate) fn safe_prod(cx: &Context, with_db: bool) -> Result<(Stack, EnvFile)>
 /// The production stack runs the bundled database when `.env.prod` points web at it
 /// (`POSTGRES_HOST=db`). Deciding from the env file, not from a flag, keeps every later
 /// command (migrate, down --volumes, ...) on the same set of compose files.
-fn prod_stack(cx: &Context, env: &EnvFile, with_db: bool) -> Result<Stack> {
+pub(crate) fn prod_stack(cx: &Context, env: &EnvFile, with_db: bool) -> Result<Stack> {
     let host = env.get("POSTGRES_HOST").map(|e| e.value.as_str()).unwrap_or_default();
     let bundled = host == BUNDLED_DB_HOST;
     if with_db && !bundled {
