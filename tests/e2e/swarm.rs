@@ -127,6 +127,8 @@ pub fn deploys(project: &Project, registry: &Registry, first: &str) {
     let migration = "project-template/core/migrations/0002_broken.py";
     fs::write(project.path(migration), crate::redeploy::BROKEN_MIGRATION).unwrap();
     release(project, &prefix, "1.2.6");
+    // Taken now: Swarm's own rollback of 1.2.5 may have replaced a 1.2.4 task with another.
+    let serving = web_tasks(&stack);
     let phase = load.mark();
     let failed = project.xtask(&["deploy", "1.2.6"]);
     let err = text(&failed.stderr);
@@ -135,7 +137,7 @@ pub fn deploys(project: &Project, registry: &Registry, first: &str) {
         err.contains("the migration job failed, so nothing was updated") && err.contains("this migration fails"),
         "{err}"
     );
-    assert_eq!(web_tasks(&stack), v2_tasks, "web tasks were replaced after a failed migration");
+    assert_eq!(web_tasks(&stack), serving, "web tasks were replaced after a failed migration");
     load.assert_no_failure_since(phase, "the failing migration");
     fs::remove_file(project.path(migration)).unwrap();
 
