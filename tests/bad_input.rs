@@ -1,5 +1,6 @@
-//! The README's table of refused inputs is backed by tests: every row names a test that
-//! exists (a `#[test]` function in the named file) and whose file asserts the row's message.
+//! The book's table of refused inputs (docs/src/bad-input.md) is backed by tests: every row
+//! names a test that exists (a `#[test]` function in the named file) and whose file asserts
+//! the row's message, and the page says how many rows it has.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -15,11 +16,17 @@ struct Row {
     test: String,
 }
 
-/// The rows of every table under `## Bad input`, up to the next `## ` heading.
-fn rows(readme: &str) -> Vec<Row> {
-    let start = readme.find("\n## Bad input\n").expect("README has a `## Bad input` section");
-    let section = &readme[start + 1..];
-    let end = section[3..].find("\n## ").map_or(section.len(), |i| i + 3);
+/// The page that holds the tables.
+const PAGE: &str = "docs/src/bad-input.md";
+
+/// The rows of every table under `# Bad input`, up to the next `# ` heading.
+fn rows(page: &str) -> Vec<Row> {
+    let start = match page.strip_prefix("# Bad input\n") {
+        Some(_) => Some(0),
+        None => page.find("\n# Bad input\n").map(|at| at + 1),
+    };
+    let section = &page[start.expect("the page has a `# Bad input` heading")..];
+    let end = section[2..].find("\n# ").map_or(section.len(), |i| i + 2);
     section[..end]
         .lines()
         .filter(|l| l.starts_with("| ") && !l.starts_with("| input ") && !l.starts_with("| ---"))
@@ -50,9 +57,11 @@ fn unescaped(source: &str) -> String {
 
 #[test]
 fn every_row_of_the_bad_input_table_names_a_test_that_asserts_its_message() {
-    let readme = fs::read_to_string(root().join("README.md")).unwrap();
-    let rows = rows(&readme);
+    let page = fs::read_to_string(root().join(PAGE)).unwrap_or_else(|e| panic!("{PAGE}: {e}"));
+    let rows = rows(&page);
     assert!(rows.len() >= 60, "only {} rows: the table lost some", rows.len());
+    let stated = format!(" {} rows.", rows.len());
+    assert!(page.contains(&stated), "{PAGE} has {} rows: say so in its introduction ({stated:?})", rows.len());
     for row in &rows {
         let (file, name) = row.test.split_once("::").unwrap_or_else(|| panic!("{}: test is not FILE::NAME", row.input));
         let source = fs::read_to_string(root().join(file)).unwrap_or_else(|e| panic!("{}: {file}: {e}", row.input));
@@ -66,8 +75,8 @@ fn every_row_of_the_bad_input_table_names_a_test_that_asserts_its_message() {
 
 #[test]
 fn a_row_without_its_test_would_be_caught() {
-    let readme = "x\n## Bad input\n\n| input | message | test |\n| --- | --- | --- |\n| a | `m` | `tests/none.rs::t` |\n## Next\n| b | `n` | `x::y` |\n";
-    let rows = rows(readme);
+    let page = "x\n# Bad input\n\n## Env\n\n| input | message | test |\n| --- | --- | --- |\n| a | `m` | `tests/none.rs::t` |\n# Next\n| b | `n` | `x::y` |\n";
+    let rows = rows(page);
     assert_eq!(rows.len(), 1, "rows past the section must not count");
     assert_eq!((rows[0].message.as_str(), rows[0].test.as_str()), ("m", "tests/none.rs::t"));
     assert!(!root().join("tests/none.rs").exists());

@@ -2,7 +2,7 @@
 //! docker/compose.yml: a backup restores the rows as they were, a backup damaged by one
 //! byte is refused before anything is dropped, a restore failing half-way leaves the old
 //! rows, and a managed database is reached from a one-off container. Ignored by plain
-//! `cargo test`; run with `cargo test -p xtask --test db_engine -- --ignored`.
+//! `cargo test`; run with `cargo test -p xtask --test integration -- --ignored db_engine::`.
 //!
 //! The Postgres image is `POSTGRES_IMAGE` when set, else what
 //! tests/e2e/support/base-images.sh provides (a local stand-in when no registry answers).
@@ -63,6 +63,8 @@ impl Project {
         // The variables the xtask sets from the project's description, which the compose
         // file requires even when only `db` runs.
         cmd.envs(Description::default().compose_vars(Flavour::Dev));
+        // The dev web image's name, which `dev` derives from the project's name.
+        cmd.env("DEV_WEB_IMAGE", format!("{}-dev-web", self.name));
         cmd
     }
 

@@ -3,11 +3,10 @@
 //! host-mode ports, the database's placement), with an empty PATH so that nothing runs; and
 //! the refusals are one line each. The same on a real Swarm: tests/e2e/swarm.rs.
 
-mod env_sandbox;
-
 use std::fs;
 
-use env_sandbox::{repo_file, Sandbox};
+use crate::support::repo_file;
+use crate::support::sandbox::Sandbox;
 use serde_yaml::Value;
 
 const DIGEST: &str = "sha256:34c63b15fb1ac93ce8b6fc8909d690d469d1973e8e9379f109ca7a0e4852a3ce";
@@ -19,12 +18,8 @@ fn image(kind: &str) -> String {
 /// A project with the stack files, a production env file the preflight accepts and a
 /// manifest whose release 1.0.0 was pushed.
 fn sandbox(extra_env: &str) -> Sandbox {
-    let sandbox = Sandbox::empty();
-    fs::create_dir_all(sandbox.root().join("docker/nginx")).unwrap();
-    fs::create_dir_all(sandbox.root().join("dist")).unwrap();
-    for file in ["docker/stack.yml", "docker/stack.db.yml", "docker/nginx/default.conf"] {
-        fs::copy(repo_file(file), sandbox.root().join(file)).unwrap();
-    }
+    let sandbox =
+        Sandbox::empty().with_repo_files(&["docker/stack.yml", "docker/stack.db.yml", "docker/nginx/default.conf"]);
     let good = fs::read_to_string(repo_file("tests/fixtures/env/prod/good.env")).unwrap();
     sandbox.write(".env.prod", &format!("{good}TLS_MODE=local\nHTTPS_PORT=8443\nNGINX_IMAGE=nginx:test\n{extra_env}"));
     let images = ["static", "web"].map(|k| format!("\"{k}\": \"{}\"", image(k))).join(", ");

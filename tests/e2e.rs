@@ -4,7 +4,7 @@
 //! project's local CA, or in the acme scenario the root of pebble, the ACME test CA).
 //!
 //! Ignored by plain `cargo test`. Run with
-//! `cargo test -p xtask --test e2e -- --ignored --nocapture --test-threads=1`;
+//! `cargo test -p xtask --test integration -- --ignored --nocapture --test-threads=1 e2e::`;
 //! timings are printed to stderr as `e2e: <what>: <seconds>s`.
 //!
 //! Without a registry, tests/e2e/support/base-images.sh provides local stand-ins for the
@@ -12,28 +12,20 @@
 //! PYTHON_IMAGE, POSTGRES_IMAGE, NGINX_IMAGE, PIP_INDEX_URL and BUILD_NETWORK variables,
 //! so the compose files and the Dockerfile are the ones users run.
 
-#[path = "e2e/acme.rs"]
 mod acme;
-#[path = "e2e/adopt.rs"]
 mod adopt;
-#[path = "e2e/browser.rs"]
+mod adopt_root;
 mod browser;
-#[path = "e2e/failures.rs"]
+mod chain;
 mod failures;
-#[path = "e2e/harness.rs"]
 mod harness;
-#[path = "e2e/http.rs"]
 mod http;
-#[path = "e2e/load.rs"]
 mod load;
-#[path = "e2e/node.rs"]
 mod node;
-#[path = "e2e/push.rs"]
 mod push;
-#[path = "e2e/redeploy.rs"]
 mod redeploy;
-#[path = "e2e/swarm.rs"]
 mod swarm;
+mod tasks;
 
 use std::fs;
 use std::io::Read;
@@ -44,6 +36,8 @@ use std::time::{Duration, Instant};
 
 use harness::{docker, docker_ok, text, timing, wait_for, Project};
 use http::{Response, Site};
+
+use crate::support::skip::skip;
 
 /// The uid the web image runs as.
 const APP_UID: &str = "10001";
@@ -73,9 +67,36 @@ fn dev_serves_the_app_and_picks_up_template_edits_without_a_rebuild() {
     timing("dev: template edit to new page", edited.elapsed());
     assert_eq!(state(&web), before, "the web container was rebuilt or restarted for a template edit");
     assert_eq!(project.containers("dev", Some("web")), [web], "a new web container was created");
+    worker_runs_tasks_and_reloads_on_a_code_edit(&project, port);
 
     project.ok(&["down", "--volumes"]);
     assert_stack_gone(&project, "dev");
+}
+
+/// Tasks enqueued from the page run on the dev worker, and an edit of the tasks' code on the
+/// host is picked up by the worker without a rebuild: Django's autoreloader restarts it.
+fn worker_runs_tasks_and_reloads_on_a_code_edit(project: &Project, port: Site) {
+    let db = tasks::Db { project, container: project.container("dev", "db"), env_file: ".env" };
+    let batch = tasks::enqueue(port, 3, 0.0);
+    let runs = db.wait_for_batch(&batch, 3, Duration::from_secs(90));
+    tasks::assert_exactly_once(&batch, 3, &runs);
+    assert!(runs.iter().all(|r| r.version == "1"), "{runs:?}");
+    let worker = project.container("dev", "worker");
+    let image = |id: &str| docker_ok(&["inspect", "--format", "{{.Image}}", id]);
+    let before = image(&worker);
+    project.edit("project-template/core/tasks.py", "VERSION = \"1\"", "VERSION = \"2\"");
+    let edited = Instant::now();
+    // A task enqueued before the reloader noticed runs the old code: enqueue until one does
+    // not. runserver restarts for the edit too, and drops connections meanwhile.
+    let reloaded = wait_for(Duration::from_secs(60), Duration::from_secs(1), || {
+        let batch = tasks::try_enqueue(port, 1, 0.0).ok()?;
+        let runs = db.wait_for_batch(&batch, 1, Duration::from_secs(30));
+        (runs[0].version == "2").then_some(())
+    });
+    assert!(reloaded.is_some(), "the worker still runs the old code 60s after the edit");
+    timing("dev: task code edit to a task run by the new code", edited.elapsed());
+    assert_eq!(project.container("dev", "worker"), worker, "the worker container was replaced for a code edit");
+    assert_eq!(image(&worker), before, "the worker's image was rebuilt for a code edit");
 }
 
 // --- scenario 2: prod --------------------------------------------------------------------
@@ -85,6 +106,10 @@ fn dev_serves_the_app_and_picks_up_template_edits_without_a_rebuild() {
 fn prod_serves_pages_static_and_media_through_nginx_only() {
     let (project, port) = running_prod("prod");
     let secret = project.env_value(".env.prod", "SECRET_KEY");
+    // The template's own tests, in the image just built, beside the running stack.
+    let tested = project.timed("test", &["test"]);
+    let said = text(&tested.stderr);
+    assert!(said.contains("\nOK") && said.contains("Ran "), "{said}");
     project.ok(&["migrate", "--prod"]);
     project.ok(&["collectstatic", "--prod"]);
 
@@ -179,7 +204,7 @@ fn uploads_survive_restarts_and_database_outages() {
     // down keeps the volumes; the next start finds the rows and the files.
     project.ok(&["down", "--prod"]);
     assert!(project.containers("prod", None).is_empty(), "down left containers");
-    assert_eq!(volume_roles(&project), ["media", "pgdata", "static"], "down without --volumes lost a volume");
+    assert_eq!(volume_roles(&project), ["media", "pgdata", "redis", "static"], "down without --volumes lost a volume");
     project.timed("restart on kept volumes to healthy", &["prod"]);
     assert_listed(port, &committed);
     let url = media_url(port, "kept-1.txt").unwrap();
@@ -198,7 +223,7 @@ fn uploads_survive_restarts_and_database_outages() {
     assert_eq!(web_now, web_started, "web was restarted to get over the database outages");
 
     project.ok(&["down", "--prod"]);
-    assert_eq!(volume_roles(&project), ["media", "pgdata", "static"], "down without --volumes lost a volume");
+    assert_eq!(volume_roles(&project), ["media", "pgdata", "redis", "static"], "down without --volumes lost a volume");
     project.ok(&["down", "--prod", "--volumes"]);
     assert_stack_gone(&project, "prod");
 }
@@ -211,9 +236,10 @@ enum Outage {
     Crash,
 }
 
-/// Uploads every 0.5s (at most 60 requests) while the database goes down and comes back:
-/// the outage must be seen, web must answer again within 30s of the database being back,
-/// and the uploads answered with a redirect (committed) are returned.
+/// Uploads every 0.5s while the database goes down and comes back: the outage must be seen,
+/// web must answer again within 30s of the database accepting connections again (`pg_isready`:
+/// a loaded machine may take a while to replay the write-ahead log), and the uploads answered
+/// with a redirect (committed) are returned.
 fn outage(port: Site, csrf: &Csrf, db: &str, kind: Outage) -> Vec<String> {
     let restarts = |id: &str| docker_ok(&["inspect", "--format", "{{.RestartCount}}", id]).parse::<u32>().unwrap();
     let status = |id: &str| docker_ok(&["inspect", "--format", "{{.State.Status}}", id]);
@@ -224,7 +250,12 @@ fn outage(port: Site, csrf: &Csrf, db: &str, kind: Outage) -> Vec<String> {
     let mut stopped: Option<Instant> = None;
     let mut back: Option<Instant> = None;
     let mut recovered: Option<Instant> = None;
-    for i in 0..60 {
+    let ready = || docker(&["exec", db, "pg_isready", "--quiet"]).status.success();
+    let deadline = Instant::now() + OUTAGE_LIMIT;
+    for i in 0.. {
+        if Instant::now() > deadline || back.is_some_and(|b| b.elapsed() > RECOVERY) {
+            break;
+        }
         let name = format!("{kind:?}-{i}.txt").to_lowercase();
         let answer = upload_bytes(port, csrf, &name, name.as_bytes());
         match answer {
@@ -254,15 +285,19 @@ fn outage(port: Site, csrf: &Csrf, db: &str, kind: Outage) -> Vec<String> {
         if let (Some(since), None) = (stopped, back) {
             match kind {
                 Outage::DockerKill => {
-                    assert_ne!(status(db), "running", "the database restarted after docker kill");
-                    if since.elapsed() >= Duration::from_secs(5) {
+                    if since.elapsed() < Duration::from_secs(5) {
+                        assert_ne!(status(db), "running", "the database restarted after docker kill");
+                    }
+                    if since.elapsed() >= Duration::from_secs(5) && status(db) != "running" {
                         assert_eq!(restarts(db), restarts_before, "the restart policy restarted a killed database");
                         docker_ok(&["start", db]);
+                    }
+                    if status(db) == "running" && ready() {
                         back = Some(Instant::now());
                     }
                 }
                 Outage::Crash => {
-                    if status(db) == "running" && restarts(db) > restarts_before {
+                    if status(db) == "running" && restarts(db) > restarts_before && ready() {
                         back = Some(Instant::now());
                     }
                 }
@@ -275,7 +310,7 @@ fn outage(port: Site, csrf: &Csrf, db: &str, kind: Outage) -> Vec<String> {
     let recovered =
         recovered.unwrap_or_else(|| panic!("{kind:?}: web did not accept an upload after the database came back"));
     assert!(
-        recovered - back <= Duration::from_secs(30),
+        recovered - back <= RECOVERY,
         "{kind:?}: web took {:?} to recover after the database came back",
         recovered - back
     );
@@ -288,28 +323,43 @@ fn outage(port: Site, csrf: &Csrf, db: &str, kind: Outage) -> Vec<String> {
     committed
 }
 
+/// How long web may take to answer again once the database accepts connections.
+const RECOVERY: Duration = Duration::from_secs(30);
+/// How long an outage may last in all before the test gives up on the database.
+const OUTAGE_LIMIT: Duration = Duration::from_secs(240);
+
 /// The roles (volume names less the project prefix) of the prod stack's volumes.
 fn volume_roles(project: &Project) -> Vec<String> {
     let prefix = format!("{}_", project.compose_project("prod"));
     project.volumes("prod").iter().map(|v| v.strip_prefix(&prefix).unwrap_or(v).to_owned()).collect()
 }
 
-// --- scenario 4: release -----------------------------------------------------------------
+// --- scenario 4: release; push and swarm continue from it (tests/e2e/chain.rs) ----------
 
 #[test]
 #[ignore = "needs a Docker engine; run with --ignored"]
 fn a_release_verifies_and_its_image_loads_as_the_one_prod_ran() {
+    chain::released();
+}
+
+/// The release scenario: prod runs, `release --image` of the tagged HEAD verifies, and its
+/// image tarball alone brings back the image prod ran. Returns the project, its stack down.
+fn release_and_load() -> Project {
     let (project, _) = running_prod("release");
     let web = project.container("prod", "web");
     let running = docker_ok(&["inspect", "--format", "{{.Image}}", &web]);
-    let tag = Command::new("git").current_dir(project.root()).args(["tag", "v1.2.3"]).status().unwrap();
+    let tag = Command::new("git")
+        .current_dir(project.root())
+        .args(["tag", &format!("v{}", chain::VERSION)])
+        .status()
+        .unwrap();
     assert!(tag.success());
 
     let out = project.timed("release --image", &["release", "--image"]);
     assert!(text(&out.stdout).contains("released"), "{}", text(&out.stdout));
     let dist = project.path("dist");
-    let image_tarball = format!("{}-1.2.3-image.tar.gz", project.name);
-    let static_tarball = format!("{}-1.2.3-static.tar.gz", project.name);
+    let image_tarball = format!("{}-{}-image.tar.gz", project.name, chain::VERSION);
+    let static_tarball = format!("{}-{}-static.tar.gz", project.name, chain::VERSION);
     for file in [&image_tarball, &static_tarball, "SHA256SUMS", "manifest.json"] {
         assert!(dist.join(file).is_file(), "dist/{file} is missing");
     }
@@ -330,10 +380,7 @@ fn a_release_verifies_and_its_image_loads_as_the_one_prod_ran() {
     assert_eq!(tag, format!("{}:latest", project.web_image()));
     assert_eq!(docker_ok(&["image", "inspect", "--format", "{{.Id}}", tag]), running);
 
-    // The same release pushed to a registry (scenario push), from the image loaded back,
-    // then deployed from there to Docker Swarm (scenario swarm).
-    let registry = push::release_push(&project, "1.2.3");
-    swarm::deploys(&project, &registry, "1.2.3");
+    project
 }
 
 // --- scenario 5: preflight ---------------------------------------------------------------
@@ -364,8 +411,7 @@ fn compose_v1_runs_the_dev_stack() {
     let version = Command::new("docker-compose").args(["version", "--short"]).output();
     let version = version.map(|out| text(&out.stdout).trim().to_owned()).unwrap_or_default();
     if !version.starts_with("1.") {
-        eprintln!("e2e: no Compose v1 on PATH (docker-compose version: {version:?}): Compose v1 not tested");
-        return;
+        return skip(&format!("no Compose v1 on PATH (docker-compose version: {version:?}): Compose v1 not tested"));
     }
     let project = Project::with_compose("v1", Some("docker-compose"));
     let port = Site::plain(project.init_dev());
@@ -517,15 +563,24 @@ fn browser_logs_in_and_uploads(project: &Project, site: Site, ca: &std::path::Pa
     project.ok(&["manage", "--prod", "--", "shell", "-c", &create]);
     let started = Instant::now();
     let browser = browser::Browser::start(ca);
-    browser.goto(&site.url("/admin/"));
-    assert!(browser.url().contains("/admin/login/"), "not sent to the login page: {}", browser.url());
-    browser.type_into("#id_username", "admin");
-    browser.type_into("#id_password", password);
-    browser.click("input[type=submit]");
+    let log_in = || {
+        browser.goto(&site.url("/admin/"));
+        if browser.title().starts_with("Site administration") {
+            return; // logged in by a try the network change interrupted after the fact
+        }
+        if browser.network_changed() {
+            return; // the page did not load: `until` sees the error page and tries again
+        }
+        let page = browser.script("return document.body ? document.body.innerText : '';", serde_json::json!([]));
+        assert!(browser.url().contains("/admin/login/"), "not sent to the login page: {}\n{page}", browser.url());
+        browser.type_into("#id_username", "admin");
+        browser.type_into("#id_password", password);
+        browser.click("input[type=submit]");
+    };
     let shot = harness::repo().join("target/e2e-https-admin.png");
     // WebDriver's click returns once the click is sent, not when the next page has loaded.
     let mut title = String::new();
-    let admin = wait_for(Duration::from_secs(15), Duration::from_millis(250), || {
+    let admin = browser.until(log_in, || {
         title = browser.title();
         title.starts_with("Site administration").then_some(())
     });
@@ -561,13 +616,14 @@ fn browser_logs_in_and_uploads(project: &Project, site: Site, ca: &std::path::Pa
     );
     fs::write(file.path(), &content).unwrap();
     let name = file.path().file_name().unwrap().to_string_lossy().into_owned();
-    browser.goto(&site.url("/uploads/"));
-    browser.type_into("input[type=file]", &file.path().to_string_lossy());
-    browser.click("form button[type=submit]");
+    let upload = || {
+        browser.goto(&site.url("/uploads/"));
+        browser.type_into("input[type=file]", &file.path().to_string_lossy());
+        browser.click("form button[type=submit]");
+    };
     let find_link = "return [...document.querySelectorAll('a')].map(a => a.getAttribute('href')).find(h => h.endsWith('/' + arguments[0])) || null;";
-    let listed = wait_for(Duration::from_secs(15), Duration::from_millis(250), || {
-        browser.script(find_link, serde_json::json!([name])).as_str().map(str::to_owned)
-    });
+    let listed =
+        browser.until(upload, || browser.script(find_link, serde_json::json!([name])).as_str().map(str::to_owned));
     let Some(url) = listed else {
         let shot = harness::repo().join("target/e2e-https-upload.png");
         browser.screenshot(&shot);

@@ -6,7 +6,7 @@
 //!
 //! `cargo xtask ci` runs a fixed seed and a bounded count (the `envfile_check::` step).
 //! A longer run: `XTASK_ENV_FUZZ_CASES=20000 XTASK_ENV_FUZZ_SEED=7 cargo test -p xtask
-//! --test envfile_fuzz -- --nocapture`.
+//! --test integration -- envfile_check:: --nocapture`.
 
 mod envfile_check {
     use std::collections::BTreeMap;
@@ -17,7 +17,7 @@ mod envfile_check {
     use std::time::Instant;
 
     use serde_json::Value;
-    use xtask::config::envfile;
+    use xtask::envfile;
 
     const DEFAULT_CASES: usize = 1500;
     const DEFAULT_SEED: u64 = 0x5eed_2026;

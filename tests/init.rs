@@ -2,15 +2,14 @@
 //! committed example files: what it writes, what it refuses, and that its production file
 //! passes the preflight it exists to satisfy.
 
-mod env_sandbox;
-
 use std::collections::BTreeMap;
 use std::fs;
 
-use env_sandbox::{compose_env, Sandbox};
+use crate::support::compose::compose_env;
+use crate::support::sandbox::Sandbox;
 
 fn vars(text: &str) -> BTreeMap<String, String> {
-    let file = xtask::config::envfile::parse(text, &|_| None);
+    let file = xtask::envfile::parse(text, &|_| None);
     assert_eq!(file.malformed, []);
     file.vars()
 }
@@ -37,9 +36,9 @@ fn init_writes_a_private_dev_file_from_the_example() {
     assert_eq!(vars["POSTGRES_HOST"], "db");
     assert_fresh_secrets(&vars);
     // The example's comments document every variable: they stay.
-    let example = sandbox.read(".env.example");
+    let example = sandbox.read("docker/dev.env.example");
     assert_eq!(sandbox.read(".env").lines().next(), example.lines().next());
-    assert_eq!(sandbox.names(), [".env", ".env.example", ".env.prod.example"]);
+    assert_eq!(sandbox.names(), [".env"]);
 }
 
 #[test]
@@ -87,8 +86,11 @@ fn prod_writes_the_host_and_passes_the_preflight() {
     assert_fresh_secrets(&vars);
     let check = sandbox.xtask(&["--dry-run", "check", "--prod"]);
     assert_eq!((check.code, check.stderr.as_str()), (0, ""), "{check:?}");
-    assert!(check.stdout.contains("/docker/compose.db.yml build web\n"), "{check:?}");
-    assert!(check.stdout.contains("/docker/compose.db.yml run --name site-prod-oneoff-"), "{check:?}");
+    // The bundled database and Redis, and the template's worker and scheduler.
+    let files = "/docker/compose.db.yml -f ROOT/docker/compose.redis.yml -f ROOT/.stack/processes/prod.yml";
+    let files = files.replace("ROOT", &sandbox.root().display().to_string());
+    assert!(check.stdout.contains(&format!("{files} build web\n")), "{check:?}");
+    assert!(check.stdout.contains(&format!("{files} run --name site-prod-oneoff-")), "{check:?}");
     assert_eq!(sandbox.xtask(&["--dry-run", "prod"]).code, 0);
 }
 
@@ -132,7 +134,7 @@ fn files_mode_is_written_on_request_and_an_unknown_one_refused() {
     let run = other.xtask(&["init", "--prod", "--host", "example.com", "--tls", "letsencrypt"]);
     let line = r#"error: --tls "letsencrypt" is not a TLS mode: use local, files or acme"#;
     assert_eq!((run.code, run.stderr_lines()), (1, vec![line]));
-    assert_eq!(other.names(), [".env.example", ".env.prod.example"]);
+    assert!(other.names().is_empty(), "{:?}", other.names());
 }
 
 #[test]
@@ -142,7 +144,7 @@ fn acme_mode_is_written_with_a_bootstrap_certificate_and_asks_for_an_email() {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("TLS_MODE=acme: set ACME_EMAIL in .env.prod"), "{run:?}");
     assert!(!run.stdout.contains("PRIVATE KEY") && !run.stderr.contains("PRIVATE KEY"), "{run:?}");
-    let vars = xtask::config::envfile::parse(&sandbox.read(".env.prod"), &|_| None).vars();
+    let vars = xtask::envfile::parse(&sandbox.read(".env.prod"), &|_| None).vars();
     assert_eq!((vars["TLS_MODE"].as_str(), vars["ACME_EMAIL"].as_str()), ("acme", ""));
     let mut certs: Vec<String> = fs::read_dir(sandbox.root().join("certs"))
         .unwrap()
@@ -191,7 +193,7 @@ fn bad_flags_fail_with_one_line_and_write_nothing() {
         let sandbox = Sandbox::with_examples();
         let run = sandbox.xtask(&[&["init"], args].concat());
         assert_eq!((run.code, run.stderr_lines(), run.stdout.as_str()), (1, vec![line], ""), "{args:?}");
-        assert_eq!(sandbox.names(), [".env.example", ".env.prod.example"]);
+        assert!(sandbox.names().is_empty(), "{:?}", sandbox.names());
     }
 }
 
@@ -206,7 +208,7 @@ fn dry_run_shows_the_file_with_secrets_masked_and_writes_nothing() {
     assert_eq!(shown["SECRET_KEY"], "<64 random characters>");
     assert_eq!(shown["POSTGRES_PASSWORD"], "<random password>");
     assert_eq!(shown["ALLOWED_HOSTS"], "example.com");
-    assert_eq!(sandbox.names(), [".env.example", ".env.prod.example"]);
+    assert!(sandbox.names().is_empty(), "{:?}", sandbox.names());
 }
 
 #[test]

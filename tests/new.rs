@@ -90,8 +90,10 @@ fn new_makes_a_committed_repository_whose_description_and_formatting_hold() {
         .output()
         .unwrap();
     assert_eq!(text(&grep.stdout), "", "files still import config");
-    let env = fs::read_to_string(made.join(".env.example")).unwrap();
+    let env = fs::read_to_string(made.join("docker/dev.env.example")).unwrap();
     assert!(env.contains("\nPOSTGRES_DB=shop\n") && env.contains("\nPOSTGRES_USER=shop\n"), "{env}");
+    let manifest = fs::read_to_string(made.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("celery -A shop worker") && !manifest.contains("-A config"), "{manifest}");
 
     // The xtask reads the new description through cargo metadata and finds every module.
     fs::write(made.join(".env"), &env).unwrap();

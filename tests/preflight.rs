@@ -2,11 +2,11 @@
 //! production file in tests/fixtures/env/prod with one exact line and start nothing; `check`
 //! does the same for `.env`. Then the parser is held against Compose v2 itself.
 
-mod env_sandbox;
-
 use std::fs;
 
-use env_sandbox::{compose_env, repo_file, Run, Sandbox};
+use crate::support::compose::compose_env;
+use crate::support::repo_file;
+use crate::support::sandbox::{Run, Sandbox};
 
 const NEW_KEY: &str = "set 50 or more random characters, e.g. the output of python3 -c 'import secrets; print(secrets.token_urlsafe(50))'";
 const NEW_PASSWORD: &str =
@@ -40,6 +40,18 @@ fn bad_prod_files() -> Vec<(&'static str, String)> {
         (
             "csrf-origin-no-scheme",
             r#".env.prod:5: CSRF_TRUSTED_ORIGINS entry "www.example.com" has no http:// or https:// scheme: write https://www.example.com"#.to_owned(),
+        ),
+        (
+            "redis-no-password",
+            ".env.prod:15: REDIS_URL has no password: a Redis any container can reach must ask for one: write redis://:PASSWORD@HOST:6379/0".to_owned(),
+        ),
+        (
+            "redis-malformed",
+            ".env.prod:16: REDIS_URL does not start with redis:// or rediss://: write it as redis://:PASSWORD@HOST:6379/0 (rediss:// for TLS)".to_owned(),
+        ),
+        (
+            "redis-password-mismatch",
+            ".env.prod:16: REDIS_URL's password is not REDIS_PASSWORD's: the bundled Redis asks for REDIS_PASSWORD: make the two the same (`cargo xtask init --prod --force` writes both)".to_owned(),
         ),
         ("password-missing", format!(".env.prod: POSTGRES_PASSWORD is missing: {NEW_PASSWORD}")),
         ("password-example", format!(".env.prod:9: POSTGRES_PASSWORD is the example value change-me: {NEW_PASSWORD}")),
@@ -158,11 +170,13 @@ fn a_good_production_file_passes_and_check_plans_the_deploy_checks() {
     let check = sandbox.xtask(&["--dry-run", "check", "--prod"]);
     let root = sandbox.root().display().to_string();
     let compose = format!(
-        "cd {root} && WEB_IMAGE=site-web DJANGO_DIR=project-template DJANGO_DEPENDENCIES=requirements.txt \
-         PYTHON_VERSION=3.12 DJANGO_SETTINGS=config.settings.prod DJANGO_PROJECT_SETTINGS=config.settings.prod \
-         DJANGO_APP=config.wsgi DJANGO_WORKER_CLASS=sync TLS_CERT_FILE={root}/certs/site.pem \
-         TLS_KEY_FILE={root}/certs/site-key.pem TLS_CERT_SHA256='' docker compose --project-name site-prod --project-directory {root} \
-         --env-file {root}/.env.prod -f {root}/docker/compose.prod.yml -f {root}/docker/compose.db.yml"
+        "cd {root} && WEB_IMAGE=site-web DJANGO_DIR=project-template DJANGO_DEPENDENCIES=project-template/requirements.txt \
+         PYTHON_VERSION=3.13 DJANGO_SETTINGS=config.settings.prod DJANGO_PROJECT_SETTINGS=config.settings.prod \
+         DJANGO_APP=config.wsgi DJANGO_WORKER_CLASS=sync BUILD_PACKAGES='' RUN_PACKAGES='' TLS_CERT_FILE={root}/certs/site.pem \
+         TLS_KEY_FILE={root}/certs/site-key.pem TLS_CERT_SHA256='' NGINX_CONF_SHA256='' DJANGO_BUILD_CONTEXT={root}/.stack/build/prod \
+         docker compose --project-name site-prod --project-directory {root} \
+         --env-file {root}/.env.prod -f {root}/docker/compose.prod.yml -f {root}/docker/compose.db.yml \
+         -f {root}/.stack/processes/prod.yml"
     );
     let lines = plan_lines(&check);
     assert_eq!(lines[0], format!("{compose} build web"));
@@ -173,7 +187,8 @@ fn a_good_production_file_passes_and_check_plans_the_deploy_checks() {
     assert!(lines[1].starts_with(&run) && lines[1].ends_with(check_deploy), "{lines:?}");
     assert_eq!(lines.len(), 4, "build, run, read back, remove: {lines:?}");
     let prod = sandbox.xtask(&["--dry-run", "prod"]);
-    assert!(plan_lines(&prod).iter().any(|line| line.ends_with(" up --detach --no-build")), "{prod:?}");
+    let first_start = " up --detach --no-build --no-deps web beat worker nginx";
+    assert!(plan_lines(&prod).iter().any(|line| line.ends_with(first_start)), "{prod:?}");
     assert_eq!(sandbox.snapshot(), before);
 }
 
@@ -213,9 +228,9 @@ fn a_missing_env_file_names_the_command_that_creates_it() {
 #[test]
 fn the_example_files_parse_and_the_production_one_is_refused() {
     let sandbox = Sandbox::empty();
-    sandbox.write(".env", &fs::read_to_string(repo_file(".env.example")).unwrap());
+    sandbox.write(".env", &fs::read_to_string(repo_file("docker/dev.env.example")).unwrap());
     assert_eq!(plan_lines(&sandbox.xtask(&["--dry-run", "check"])).len(), 4);
-    let example = fs::read_to_string(repo_file(".env.prod.example")).unwrap();
+    let example = fs::read_to_string(repo_file("docker/prod.env.example")).unwrap();
     sandbox.write(".env.prod", &example);
     let line_of = |key: &str| example.lines().position(|l| l.starts_with(&format!("{key}="))).unwrap() + 1;
     let lines = [
@@ -224,20 +239,27 @@ fn the_example_files_parse_and_the_production_one_is_refused() {
             ".env.prod:{}: POSTGRES_PASSWORD is the example value change-me: {NEW_PASSWORD}",
             line_of("POSTGRES_PASSWORD")
         ),
+        format!(
+            ".env.prod:{}: REDIS_URL's password is the example value change-me: set a random one (`cargo xtask init --prod --force` writes REDIS_PASSWORD and REDIS_URL)",
+            line_of("REDIS_URL")
+        ),
     ];
-    assert_refused(&sandbox, &["--dry-run", "prod"], &lines, &prod_summary(2));
+    assert_refused(&sandbox, &["--dry-run", "prod"], &lines, &prod_summary(3));
 }
 
 #[test]
 fn the_parser_reads_every_fixture_and_example_as_compose_v2_does() {
-    let mut paths =
-        vec![repo_file(".env.example"), repo_file(".env.prod.example"), repo_file("tests/fixtures/env/syntax.env")];
+    let mut paths = vec![
+        repo_file("docker/dev.env.example"),
+        repo_file("docker/prod.env.example"),
+        repo_file("tests/fixtures/env/syntax.env"),
+    ];
     for dir in ["prod", "dev"] {
         let entries = fs::read_dir(repo_file(&format!("tests/fixtures/env/{dir}"))).unwrap();
         paths.extend(entries.map(|entry| entry.unwrap().path()));
     }
     for path in paths {
-        let ours = xtask::config::envfile::parse(&fs::read_to_string(&path).unwrap(), &|_| None);
+        let ours = xtask::envfile::parse(&fs::read_to_string(&path).unwrap(), &|_| None);
         let theirs = compose_env(&path);
         match (&theirs, ours.malformed.first()) {
             (Ok(vars), None) => assert_eq!(&ours.vars(), vars, "{}", path.display()),

@@ -8,78 +8,31 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tempfile::TempDir;
+use crate::support::sandbox::Sandbox;
+use crate::support::skip::skip;
 
 const EPOCH: &str = "1700000000";
 /// `EPOCH` as `tar -tv` shows it in UTC.
 const EPOCH_SHOWN: &str = "2023-11-14 22:13";
 
-/// A committed git repository to release from, with room for trees and outputs beside it.
-struct Repo {
-    dir: TempDir,
+/// A committed git repository named `site` to release from, with room for trees and outputs
+/// beside it; the xtask runs there with a fixed SOURCE_DATE_EPOCH, bin/ first on PATH.
+fn site_repo() -> Sandbox {
+    let repo = Sandbox::named("site").with_file(".gitignore", "/dist/\n/target/\n/.stack/\n/.env.prod\n");
+    let repo = repo.with_file("README", "site\n").with_context_sources().committed();
+    repo.with_host_path().with_env("XTASK_PROJECT_NAME", "site").with_env("SOURCE_DATE_EPOCH", EPOCH)
 }
 
-impl Repo {
-    fn new() -> Repo {
-        let repo = Repo { dir: tempfile::tempdir().unwrap() };
-        fs::create_dir(repo.root()).unwrap();
-        fs::write(repo.root().join(".gitignore"), "/dist/\n/target/\n/.env.prod\n").unwrap();
-        fs::write(repo.root().join("README"), "site\n").unwrap();
-        repo.git(&["init", "-q", "-b", "main"]);
-        repo.git(&["add", "."]);
-        repo.git(&["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "first"]);
-        repo
-    }
+fn release(repo: &Sandbox, tree: &Path, out: &Path, version: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["release", "--static-dir", tree.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    args.extend(["--version", version]);
+    args.extend(extra);
+    repo.output(&args, &[])
+}
 
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("site")
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn git(&self, args: &[&str]) -> String {
-        let out = Command::new("git").args(args).current_dir(self.root()).output().unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// The xtask, run from the directory beside the repo, with a fixed SOURCE_DATE_EPOCH.
-    fn xtask(&self, args: &[&str]) -> Command {
-        let mut command = self.command(env!("CARGO_BIN_EXE_xtask"));
-        command.args(args);
-        command
-    }
-
-    /// `program` with the xtask's environment, for running the xtask under a wrapper.
-    fn command(&self, program: &str) -> Command {
-        let mut command = Command::new(program);
-        command
-            .current_dir(self.dir.path())
-            .env("XTASK_ROOT", self.root())
-            .env("XTASK_PROJECT_NAME", "site")
-            .env("SOURCE_DATE_EPOCH", EPOCH)
-            .env_remove("XTASK_COMPOSE")
-            .stdin(Stdio::null());
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.xtask(args).output().unwrap()
-    }
-
-    fn release(&self, tree: &Path, out: &Path, version: &str, extra: &[&str]) -> Output {
-        let mut args = vec!["release", "--static-dir", tree.to_str().unwrap(), "--out", out.to_str().unwrap()];
-        args.extend(["--version", version]);
-        args.extend(extra);
-        self.run(&args)
-    }
-
-    fn release_ok(&self, tree: &Path, out: &Path, version: &str, extra: &[&str]) -> Vec<u8> {
-        ok(&self.release(tree, out, version, extra));
-        fs::read(out.join(format!("site-{version}-static.tar.gz"))).unwrap()
-    }
+fn release_ok(repo: &Sandbox, tree: &Path, out: &Path, version: &str, extra: &[&str]) -> Vec<u8> {
+    ok(&release(repo, tree, out, version, extra));
+    fs::read(out.join(format!("site-{version}-static.tar.gz"))).unwrap()
 }
 
 fn ok(output: &Output) -> String {
@@ -89,18 +42,18 @@ fn ok(output: &Output) -> String {
 }
 
 /// A repo with a tree of static files beside it, made by [`make_tree`].
-fn repo_with_tree() -> (Repo, PathBuf) {
-    let repo = Repo::new();
+fn repo_with_tree() -> (Sandbox, PathBuf) {
+    let repo = site_repo();
     let tree = repo.path("tree");
     make_tree(&tree, 0);
     (repo, tree)
 }
 
 /// As [`repo_with_tree`], with `version` already released into `dist` beside the repo.
-fn released(version: &str) -> (Repo, PathBuf, PathBuf) {
+fn released(version: &str) -> (Sandbox, PathBuf, PathBuf) {
     let (repo, tree) = repo_with_tree();
     let out = repo.path("dist");
-    repo.release_ok(&tree, &out, version, &[]);
+    release_ok(&repo, &tree, &out, version, &[]);
     (repo, tree, out)
 }
 
@@ -180,12 +133,12 @@ fn tool(program: &str, args: &[&str], dir: &Path) -> Output {
 
 #[test]
 fn the_same_content_gives_the_same_bytes_whatever_the_metadata_and_threads() {
-    let repo = Repo::new();
+    let repo = site_repo();
     make_tree(&repo.path("a"), 0);
     make_tree(&repo.path("b"), 1);
-    let a1 = repo.release_ok(&repo.path("a"), &repo.path("out-a1"), "1.0.0", &["--jobs", "1"]);
-    let a4 = repo.release_ok(&repo.path("a"), &repo.path("out-a4"), "1.0.0", &["--jobs", "4"]);
-    let b4 = repo.release_ok(&repo.path("b"), &repo.path("out-b4"), "1.0.0", &["--jobs", "4"]);
+    let a1 = release_ok(&repo, &repo.path("a"), &repo.path("out-a1"), "1.0.0", &["--jobs", "1"]);
+    let a4 = release_ok(&repo, &repo.path("a"), &repo.path("out-a4"), "1.0.0", &["--jobs", "4"]);
+    let b4 = release_ok(&repo, &repo.path("b"), &repo.path("out-b4"), "1.0.0", &["--jobs", "4"]);
     assert!(a1 == a4, "--jobs changed the archive");
     assert!(a1 == b4, "mtimes, modes or creation order changed the archive");
     let sums = |out: &str| fs::read_to_string(repo.path(out).join("SHA256SUMS")).unwrap();
@@ -198,11 +151,11 @@ fn a_large_archive_is_the_same_for_every_thread_count() {
     // Megabytes of machine code: many blocks, varied enough that a compressor carrying state
     // from one block to the next would show it.
     fs::copy(env!("CARGO_BIN_EXE_xtask"), tree.join("admin/js/big.bin")).unwrap();
-    let one = repo.release_ok(&tree, &repo.path("o1"), "1", &["--jobs", "1"]);
+    let one = release_ok(&repo, &tree, &repo.path("o1"), "1", &["--jobs", "1"]);
     for jobs in ["2", "3", "2", "3"] {
         let out = repo.path(&format!("o{jobs}"));
         let _ = fs::remove_dir_all(&out);
-        assert!(repo.release_ok(&tree, &out, "1", &["--jobs", jobs]) == one, "--jobs {jobs} changed the archive");
+        assert!(release_ok(&repo, &tree, &out, "1", &["--jobs", jobs]) == one, "--jobs {jobs} changed the archive");
     }
     assert!(tool("gzip", &["-t", "site-1-static.tar.gz"], &repo.path("o3")).status.success());
 }
@@ -211,7 +164,7 @@ fn a_large_archive_is_the_same_for_every_thread_count() {
 fn gnu_tar_gzip_and_sha256sum_read_the_release_as_specified() {
     let (repo, tree) = repo_with_tree();
     let out = repo.path("dist");
-    let bytes = repo.release_ok(&tree, &out, "1.0.0", &[]);
+    let bytes = release_ok(&repo, &tree, &out, "1.0.0", &[]);
     let archive = "site-1.0.0-static.tar.gz";
 
     // gzip header: deflate, no flags (so no name), mtime 0.
@@ -275,11 +228,11 @@ fn gnu_tar_gzip_and_sha256sum_read_the_release_as_specified() {
 fn verify_names_each_changed_missing_and_unlisted_file() {
     let (repo, tree, out) = released("1.0.0");
     fs::write(tree.join("admin/css/base.css"), "body { margin: 1px }\n").unwrap();
-    repo.release_ok(&tree, &out, "1.1.0", &[]);
+    release_ok(&repo, &tree, &out, "1.1.0", &[]);
     let sums = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
     let files: Vec<&str> = sums.lines().map(|l| l.split("  ").nth(1).unwrap()).collect();
     assert_eq!(files, ["site-1.0.0-static.tar.gz", "site-1.1.0-static.tar.gz"], "earlier releases are kept");
-    let verify = || repo.run(&["verify", out.to_str().unwrap()]);
+    let verify = || repo.output(&["verify", out.to_str().unwrap()], &[]);
     assert!(ok(&verify()).contains("ok: 2 artifacts"));
 
     let changed = out.join("site-1.0.0-static.tar.gz");
@@ -310,7 +263,7 @@ fn verify_reports_lists_that_disagree() {
     let (repo, _, out) = released("1.0.0");
     let sums = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
     fs::write(out.join("SHA256SUMS"), format!("{}{}", "0".repeat(64), &sums[64..])).unwrap();
-    let output = repo.run(&["verify", out.to_str().unwrap()]);
+    let output = repo.output(&["verify", out.to_str().unwrap()], &[]);
     let report = String::from_utf8(output.stdout).unwrap();
     assert!(!output.status.success());
     assert!(report.contains("disagree: site-1.0.0-static.tar.gz"), "{report}");
@@ -321,7 +274,7 @@ fn verify_reports_lists_that_disagree() {
 fn verify_without_both_lists_names_the_missing_one() {
     let (repo, _, out) = released("1.0.0");
     let missing = |expected: &str| {
-        let output = repo.run(&["verify", out.to_str().unwrap()]);
+        let output = repo.output(&["verify", out.to_str().unwrap()], &[]);
         let stderr = String::from_utf8(output.stderr).unwrap();
         assert!(!output.status.success(), "{expected}: succeeded");
         let line = format!("error: {} not found: pass the directory", out.join(expected).display());
@@ -335,7 +288,7 @@ fn verify_without_both_lists_names_the_missing_one() {
 
 /// Each case must fail with one `error:` line containing `expected`, leaving `out` as it was.
 fn assert_refused(
-    repo: &Repo,
+    repo: &Sandbox,
     output: Output,
     expected: &str,
     out: &Path,
@@ -354,7 +307,7 @@ fn bad_input_is_refused_in_one_line_and_leaves_the_output_as_it_was() {
     let (repo, good, out) = released("0.9.0");
     let before = snapshot(&out);
     let refused = |tree: &Path, expected: &str| {
-        assert_refused(&repo, repo.release(tree, &out, "1.0.0", &[]), expected, &out, &before);
+        assert_refused(&repo, release(&repo, tree, &out, "1.0.0", &[]), expected, &out, &before);
     };
 
     refused(&repo.path("nowhere"), "static dir");
@@ -382,16 +335,19 @@ fn bad_input_is_refused_in_one_line_and_leaves_the_output_as_it_was() {
     fs::write(non_utf8.join(std::ffi::OsStr::from_bytes(b"bad-\xff.css")), "x").unwrap();
     refused(&non_utf8, "not UTF-8");
 
-    let output = repo
-        .xtask(&["release", "--static-dir", good.to_str().unwrap(), "--out", out.to_str().unwrap(), "--version", "1"])
-        .env("SOURCE_DATE_EPOCH", "yesterday")
-        .output()
-        .unwrap();
+    let args = ["release", "--static-dir", good.to_str().unwrap(), "--out", out.to_str().unwrap(), "--version", "1"];
+    let output = repo.output(&args, &[("SOURCE_DATE_EPOCH", "yesterday")]);
     assert_refused(&repo, output, "SOURCE_DATE_EPOCH=\"yesterday\"", &out, &before);
 
     // The same version with other contents: a published artifact is never replaced.
     fs::write(good.join("a-b.txt"), "changed\n").unwrap();
-    assert_refused(&repo, repo.release(&good, &out, "0.9.0", &[]), "already exists with other contents", &out, &before);
+    assert_refused(
+        &repo,
+        release(&repo, &good, &out, "0.9.0", &[]),
+        "already exists with other contents",
+        &out,
+        &before,
+    );
 }
 
 #[test]
@@ -403,7 +359,7 @@ fn an_unreadable_file_is_refused() {
     fs::set_permissions(&secret, fs::Permissions::from_mode(0o000)).unwrap();
     let args =
         ["release", "--static-dir", tree.to_str().unwrap(), "--out", out.to_str().unwrap(), "--version", "1.0.0"];
-    let mut release = repo.xtask(&args);
+    let mut release = repo.xtask_command(&args);
     // Root reads any file: drop the capabilities that let it, where setpriv can.
     if fs::read(&secret).is_ok() {
         let dropped = "-dac_override,-dac_read_search";
@@ -412,8 +368,7 @@ fn an_unreadable_file_is_refused() {
             .arg(&secret)
             .output();
         if !probe.is_ok_and(|p| !p.status.success()) {
-            eprintln!("skipped: running as root and setpriv cannot drop CAP_DAC_OVERRIDE here");
-            return;
+            return skip("running as root and setpriv cannot drop CAP_DAC_OVERRIDE here");
         }
         release = repo.command("setpriv");
         release.args(["--inh-caps", dropped, "--bounding-set", dropped, env!("CARGO_BIN_EXE_xtask")]).args(args);
@@ -428,23 +383,23 @@ fn an_unwritable_output_and_a_dirty_tree_are_refused() {
     fs::create_dir(&parent).unwrap();
     fs::write(parent.join("file"), "a regular file").unwrap();
     let before = snapshot(&parent);
-    let output = repo.release(&tree, &parent.join("file/dist"), "1.0.0", &[]);
+    let output = release(&repo, &tree, &parent.join("file/dist"), "1.0.0", &[]);
     assert_refused(&repo, output, "cannot create the output directory", &parent, &before);
 
     fs::write(repo.root().join("README"), "edited\n").unwrap();
     fs::write(repo.root().join("new.py"), "").unwrap();
     let out = repo.path("dist");
-    let output = repo.release(&tree, &out, "1.0.0", &[]);
+    let output = release(&repo, &tree, &out, "1.0.0", &[]);
     assert_refused(&repo, output, "uncommitted changes (README, new.py)", &out, &BTreeMap::new());
     assert!(!out.exists());
-    repo.release_ok(&tree, &out, "1.0.0", &["--allow-dirty"]);
+    release_ok(&repo, &tree, &out, "1.0.0", &["--allow-dirty"]);
 }
 
 #[test]
 fn releasing_the_same_version_again_is_accepted_when_identical() {
     let (repo, tree, out) = released("1.0.0");
     let before = snapshot(&out);
-    repo.release_ok(&tree, &out, "1.0.0", &["--jobs", "3"]);
+    release_ok(&repo, &tree, &out, "1.0.0", &["--jobs", "3"]);
     assert!(snapshot(&out)
         .into_iter()
         .map(|(p, (b, m, _))| (p, b, m))
@@ -454,7 +409,7 @@ fn releasing_the_same_version_again_is_accepted_when_identical() {
 #[test]
 fn the_version_comes_from_the_tag_on_head_else_git_describe() {
     let (repo, _) = repo_with_tree();
-    let release = |out: &str| ok(&repo.run(&["release", "--static-dir", "tree", "--out", out]));
+    let release = |out: &str| ok(&repo.output(&["release", "--static-dir", "tree", "--out", out], &[]));
     repo.git(&["tag", "v1.2.3"]);
     assert!(release("tagged").contains("released site 1.2.3 into "));
     assert!(repo.path("tagged/site-1.2.3-static.tar.gz").is_file(), "--out is relative to the current directory");
@@ -466,23 +421,31 @@ fn the_version_comes_from_the_tag_on_head_else_git_describe() {
 
 #[test]
 fn without_a_static_dir_the_plan_runs_collectstatic_in_the_production_image() {
-    let repo = Repo::new();
-    let output = repo.run(&["--dry-run", "release", "--version", "1.0.0"]);
+    let repo = site_repo();
+    let output = repo.output(&["--dry-run", "release", "--version", "1.0.0"], &[]);
     assert!(!output.status.success());
     assert!(String::from_utf8(output.stderr).unwrap().contains(".env.prod not found"));
 
     fs::write(repo.root().join(".env.prod"), "DEBUG=0\n").unwrap();
-    let plan = ok(&repo.run(&["--dry-run", "release", "--version", "1.0.0", "--image"]));
-    let lines: Vec<&str> = plan.lines().collect();
+    let plan = ok(&repo.output(&["--dry-run", "release", "--version", "1.0.0", "--image"], &[]));
+    let notes: Vec<&str> = plan.lines().take_while(|l| l.starts_with('#')).collect();
+    assert!(
+        notes[0].starts_with("# write ")
+            && notes[0].ends_with("/.stack/processes/prod.yml: the services beat, worker of the project's processes"),
+        "{plan}"
+    );
+    assert!(notes[1].starts_with("# fill the build context "), "{plan}");
+    let lines: Vec<&str> = plan.lines().skip(notes.len()).collect();
     assert!(lines[0].ends_with(" build web"), "{plan}");
     let scratch = repo.root().join("target/release-static-");
     let run = format!("--no-deps --user {} -v {}", id(), scratch.display());
     assert!(lines[1].contains("run --name site-prod-oneoff-"), "{plan}");
     assert!(lines[1].contains(&run) && lines[1].ends_with("web python manage.py collectstatic --noinput"), "{plan}");
     assert!(lines[1].contains("WEB_IMAGE=site-web DJANGO_DIR=project-template "), "{plan}");
-    assert!(lines[1].contains(" DJANGO_WORKER_CLASS=sync TLS_CERT_FILE="), "{plan}");
+    assert!(lines[1].contains(" DJANGO_WORKER_CLASS=sync BUILD_PACKAGES='' RUN_PACKAGES='' TLS_CERT_FILE="), "{plan}");
     assert!(
-        lines[1].contains("/certs/site-key.pem TLS_CERT_SHA256='' docker compose --project-name site-prod"),
+        lines[1].contains("/certs/site-key.pem TLS_CERT_SHA256='' NGINX_CONF_SHA256='' DJANGO_BUILD_CONTEXT=")
+            && lines[1].contains("/.stack/build/prod docker compose --project-name site-prod"),
         "{plan}"
     );
     assert!(lines[2].contains("docker inspect") && lines[3].contains("docker rm --force site-prod-oneoff-"), "{plan}");
@@ -492,12 +455,12 @@ fn without_a_static_dir_the_plan_runs_collectstatic_in_the_production_image() {
 
 #[test]
 fn without_a_static_dir_what_collectstatic_writes_is_released_and_the_scratch_dir_removed() {
-    let repo = Repo::new();
+    let repo = site_repo();
     fs::write(repo.root().join(".env.prod"), "DEBUG=0\n").unwrap();
     let log = repo.path("scratch.log");
-    let path = fake_collectstatic(&repo, &log, "${FAIL:-0}", r#"exit "${FAIL:-0}""#);
+    fake_collectstatic(&repo, &log, "${FAIL:-0}", r#"exit "${FAIL:-0}""#);
     let out = repo.path("dist");
-    ok(&repo.xtask(&["release", "--version", "1.0.0", "--out", "dist"]).env("PATH", &path).output().unwrap());
+    ok(&repo.output(&["release", "--version", "1.0.0", "--out", "dist"], &[]));
     let listing = tool("tar", &["-tzf", "site-1.0.0-static.tar.gz"], &out);
     assert_eq!(String::from_utf8(listing.stdout).unwrap(), "admin/\nadmin/css/\nadmin/css/base.css\n");
     let scratch = PathBuf::from(fs::read_to_string(&log).unwrap().trim());
@@ -505,7 +468,7 @@ fn without_a_static_dir_what_collectstatic_writes_is_released_and_the_scratch_di
 
     let before = snapshot(&out);
     let args = ["release", "--version", "2.0.0", "--out", "dist"];
-    let output = repo.xtask(&args).env("PATH", &path).env("FAIL", "3").output().unwrap();
+    let output = repo.output(&args, &[("FAIL", "3")]);
     assert_eq!(output.status.code(), Some(3), "the failed step's exit code passes through");
     assert!(snapshot(&out) == before);
     assert!(!PathBuf::from(fs::read_to_string(&log).unwrap().trim()).exists());
@@ -521,7 +484,7 @@ fn id() -> String {
 /// A fake `docker` playing Compose as far as the xtask sees it: collectstatic writes
 /// `admin/css/base.css` into the directory mounted on STATIC_ROOT, records that directory in
 /// `log`, then runs `then` (a shell line); its container reads back as `exited <exited>`.
-fn fake_collectstatic(repo: &Repo, log: &Path, exited: &str, then: &str) -> String {
+fn fake_collectstatic(repo: &Sandbox, log: &Path, exited: &str, then: &str) {
     let script = format!(
         r#"case "$*" in
   info*|"compose version"|"rm --force "*) exit 0 ;;
@@ -535,26 +498,16 @@ esac
 exit 9"#,
         log = log.display()
     );
-    fake_docker(repo, &script)
-}
-
-/// A fake `docker` in a bin directory put first on PATH.
-fn fake_docker(repo: &Repo, script: &str) -> String {
-    let bin = repo.path("bin");
-    fs::create_dir_all(&bin).unwrap();
-    let docker = bin.join("docker");
-    fs::write(&docker, format!("#!/bin/sh\n{script}\n")).unwrap();
-    fs::set_permissions(&docker, fs::Permissions::from_mode(0o755)).unwrap();
-    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap())
+    repo.docker_script(&script);
 }
 
 #[test]
 fn the_image_is_saved_compressed_and_recorded_beside_the_static_files() {
     let (repo, _) = repo_with_tree();
     let out = repo.path("dist");
-    let path = fake_docker(&repo, r#"[ "$1 $2" = "save site-web" ] || exit 3; printf 'image layers'"#);
+    repo.docker_script(r#"[ "$1 $2" = "save site-web" ] || exit 3; printf 'image layers'"#);
     let args = ["release", "--static-dir", "tree", "--out", "dist", "--version", "2.0.0", "--image"];
-    ok(&repo.xtask(&args).env("PATH", &path).output().unwrap());
+    ok(&repo.output(&args, &[]));
     let image = tool("gzip", &["-dc", "site-2.0.0-image.tar.gz"], &out);
     assert_eq!(image.stdout, b"image layers");
     let sums = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
@@ -562,30 +515,30 @@ fn the_image_is_saved_compressed_and_recorded_beside_the_static_files() {
     let manifest: serde_json::Value = serde_json::from_slice(&fs::read(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["artifacts"][1]["kind"], "image");
     assert!(manifest["artifacts"][1].get("files").is_none());
-    ok(&repo.run(&["verify", "dist"]));
+    ok(&repo.output(&["verify", "dist"], &[]));
 
     let before = snapshot(&out);
-    let failing = fake_docker(&repo, "echo 'Error response from daemon: reference does not exist' >&2; exit 1");
+    repo.docker_script("echo 'Error response from daemon: reference does not exist' >&2; exit 1");
     let args = ["release", "--static-dir", "tree", "--out", "dist", "--version", "3.0.0", "--image"];
-    let output = repo.xtask(&args).env("PATH", failing).output().unwrap();
+    let output = repo.output(&args, &[]);
     assert_refused(&repo, output, "reference does not exist", &out, &before);
 }
 
 #[test]
 fn releasing_a_version_again_without_the_image_keeps_its_image_record() {
     let (repo, _) = repo_with_tree();
-    let path = fake_docker(&repo, r#"[ "$1 $2" = "save site-web" ] || exit 3; printf 'image layers'"#);
+    repo.docker_script(r#"[ "$1 $2" = "save site-web" ] || exit 3; printf 'image layers'"#);
     let args = ["release", "--static-dir", "tree", "--out", "dist", "--version", "2.0.0"];
-    ok(&repo.xtask(&[&args[..], &["--image"]].concat()).env("PATH", &path).output().unwrap());
+    ok(&repo.output(&[&args[..], &["--image"]].concat(), &[]));
     // The same version again, static files only: identical, so accepted, and the image
     // published the first time stays listed in both SHA256SUMS and the manifest.
-    ok(&repo.xtask(&args).output().unwrap());
+    ok(&repo.output(&args, &[]));
     let out = repo.path("dist");
     let manifest: serde_json::Value = serde_json::from_slice(&fs::read(out.join("manifest.json")).unwrap()).unwrap();
     let files: Vec<&str> =
         manifest["artifacts"].as_array().unwrap().iter().map(|a| a["file"].as_str().unwrap()).collect();
     assert_eq!(files, ["site-2.0.0-static.tar.gz", "site-2.0.0-image.tar.gz"]);
-    ok(&repo.run(&["verify", "dist"]));
+    ok(&repo.output(&["verify", "dist"], &[]));
     tool("sha256sum", &["-c", "SHA256SUMS"], &out);
 }
 
@@ -594,9 +547,9 @@ fn a_killed_release_leaves_nothing_behind() {
     let (repo, _, out) = released("1.0.0");
     let before = snapshot(&out);
     // The static archive is complete by the time `docker save` hangs.
-    let path = fake_docker(&repo, "printf 'partial'; exec sleep 10");
+    repo.docker_script("printf 'partial'; exec sleep 10");
     let args = ["release", "--static-dir", "tree", "--out", "dist", "--version", "2.0.0", "--image"];
-    let mut child = repo.xtask(&args).env("PATH", path).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = repo.xtask_command(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(700));
     child.kill().unwrap();
     child.wait().unwrap();
@@ -608,7 +561,7 @@ fn releases_into_one_output_wait_for_each_other_and_no_wait_fails_at_once() {
     let (repo, tree, out) = released("1.0.0");
     let held = File::open(&out).unwrap();
     held.lock().unwrap();
-    let output = repo.release(&tree, &out, "2.0.0", &["--no-wait"]);
+    let output = release(&repo, &tree, &out, "2.0.0", &["--no-wait"]);
     assert_eq!(output.status.code(), Some(1));
     let line = format!(
         "error: another release is writing into {}: wait until it is done, or run again without --no-wait to wait for it\n",
@@ -617,7 +570,7 @@ fn releases_into_one_output_wait_for_each_other_and_no_wait_fails_at_once() {
     assert_eq!(String::from_utf8_lossy(&output.stderr), line);
 
     let args = ["release", "--static-dir", "tree", "--out", "dist", "--version", "2.0.0"];
-    let waiting = repo.xtask(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let waiting = repo.xtask_command(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     assert!(!out.join("site-2.0.0-static.tar.gz").exists(), "the second release did not wait for the lock");
     drop(held);
@@ -628,7 +581,7 @@ fn releases_into_one_output_wait_for_each_other_and_no_wait_fails_at_once() {
     // Started together, each release reads SHA256SUMS only once the other has written it.
     let start = |version: &str| {
         let args = ["release", "--static-dir", "tree", "--out", "dist", "--version", version];
-        repo.xtask(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+        repo.xtask_command(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
     };
     let racing = [start("3.0.0"), start("4.0.0"), start("5.0.0")];
     for child in racing {
@@ -644,14 +597,14 @@ fn releases_into_one_output_wait_for_each_other_and_no_wait_fails_at_once() {
 #[test]
 fn ctrl_c_during_collectstatic_removes_its_scratch_directory() {
     use std::os::unix::process::CommandExt;
-    let repo = Repo::new();
+    let repo = site_repo();
     fs::write(repo.root().join(".env.prod"), "DEBUG=0\n").unwrap();
     let log = repo.path("scratch.log");
     // collectstatic writes a file, then runs until the terminal's Ctrl-C reaches it.
-    let path = fake_collectstatic(&repo, &log, "130", "exec sleep 30");
+    fake_collectstatic(&repo, &log, "130", "exec sleep 30");
     let args = ["release", "--version", "1.0.0", "--out", "dist"];
-    let mut command = repo.xtask(&args);
-    command.env("PATH", &path).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    let mut command = repo.xtask_command(&args);
+    command.stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     let child = command.spawn().unwrap();
     let started = std::time::Instant::now();
     while !log.exists() {
@@ -679,6 +632,6 @@ fn bad_release_flags_are_refused_in_one_line_before_anything_is_written() {
         (&[], ".hidden", "version \".hidden\" cannot name a file"),
     ];
     for (flags, version, expected) in cases {
-        assert_refused(&repo, repo.release(&tree, &out, version, flags), expected, &out, &before);
+        assert_refused(&repo, release(&repo, &tree, &out, version, flags), expected, &out, &before);
     }
 }

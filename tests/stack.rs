@@ -12,8 +12,14 @@ mod stack_check {
     use std::sync::Mutex;
 
     use serde_json::Value;
+    use xtask::context::Context;
+    use xtask::plan::Action;
     use xtask::project::{Description, Flavour};
+    use xtask::stack::compose::Stack;
+    use xtask::stack::processes;
     use xtask::tools::{self, system};
+
+    use crate::support::skip::skip;
 
     fn root() -> &'static Path {
         Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace holds the xtask crate")
@@ -71,8 +77,8 @@ mod stack_check {
         serde_json::from_slice(&out.stdout).expect("compose config prints JSON")
     }
 
-    /// The variables the xtask sets for the production stack's Compose commands.
-    const XTASK_ENV: [(&str, &str); 6] = [
+    /// The variables the xtask sets for the stacks' Compose commands.
+    const XTASK_ENV: [(&str, &str); 7] = [
         ("WEB_IMAGE", "stack-check-web"),
         ("TLS_CERT_FILE", "/srv/tls/fullchain.pem"),
         ("TLS_KEY_FILE", "/srv/tls/privkey.pem"),
@@ -80,6 +86,7 @@ mod stack_check {
         ("ACME_DOMAINS", "example.com"),
         ("ACME_CA_BUNDLE", ""),
         ("ACME_EMAIL", "admin@example.com"),
+        ("DEV_WEB_IMAGE", "stack-check-dev-web"),
     ];
 
     /// The variables the xtask sets from the project's description (the repository's own).
@@ -88,13 +95,24 @@ mod stack_check {
         Description::default().compose_vars(flavour)
     }
 
-    /// The flags the xtask gives every Compose command: project name, directory, env file, files.
+    /// The flags the xtask gives every Compose command: project name, directory, env file,
+    /// then the stack's files, the bundled Redis (the examples' REDIS_URL names it) and the
+    /// template's processes, whose file the xtask's own renderer writes into `project`.
     fn global_args(project: &Path, env: &str, files: &[&str]) -> Vec<std::ffi::OsString> {
         let mut args: Vec<std::ffi::OsString> = vec!["--project-name".into(), "stack-check".into()];
         args.extend(["--project-directory".into(), project.as_os_str().to_owned()]);
         args.extend(["--env-file".into(), project.join(env).into_os_string()]);
-        for file in files {
-            args.extend(["-f".into(), root().join(file).into_os_string()]);
+        let stack = match env {
+            ".env" => Stack::Dev,
+            _ => Stack::Prod { with_db: files.contains(&"docker/compose.db.yml") },
+        };
+        let cx = Context { root: project.to_owned(), name: "stack-check".into(), dry_run: false, verbose: false };
+        let overlay =
+            processes::overlay(&cx, stack, &Description::default(), true).expect("the template has processes");
+        ok(overlay.run(&cx));
+        let files = files.iter().chain(&["docker/compose.redis.yml"]).map(|file| root().join(file));
+        for file in files.chain([overlay.path]) {
+            args.extend(["-f".into(), file.into_os_string()]);
         }
         args
     }
@@ -107,10 +125,10 @@ mod stack_check {
     }
 
     const STACKS: [(&str, &str, &[&str]); 4] = [
-        (".env", ".env.example", &["docker/compose.yml"]),
-        (".env.prod", ".env.prod.example", &["docker/compose.prod.yml"]),
-        (".env.prod", ".env.prod.example", &["docker/compose.prod.yml", "docker/compose.db.yml"]),
-        (".env.prod", ".env.prod.example", &["docker/compose.prod.yml", "docker/compose.acme.yml"]),
+        (".env", "docker/dev.env.example", &["docker/compose.yml"]),
+        (".env.prod", "docker/prod.env.example", &["docker/compose.prod.yml"]),
+        (".env.prod", "docker/prod.env.example", &["docker/compose.prod.yml", "docker/compose.db.yml"]),
+        (".env.prod", "docker/prod.env.example", &["docker/compose.prod.yml", "docker/compose.acme.yml"]),
     ];
 
     /// Standalone Compose v1 is the xtask's fallback, so it must accept the same files.
@@ -120,8 +138,7 @@ mod stack_check {
             .map(|dir| dir.join("docker-compose"))
             .find(|path| path.is_file())
         else {
-            eprintln!("compose_config_v1: skipped: no standalone docker-compose (v1) on PATH, so no fallback to check");
-            return;
+            return skip("no standalone docker-compose (v1) on PATH, so no fallback to check");
         };
         for (env, example, files) in STACKS {
             let project = scratch_project(env, example);
@@ -154,10 +171,13 @@ mod stack_check {
 
     #[test]
     fn compose_config_dev() {
-        let config = compose_config(".env", ".env.example", &["docker/compose.yml"]);
+        let config = compose_config(".env", "docker/dev.env.example", &["docker/compose.yml"]);
         assert_eq!(published(&config), ["web"], "in dev only web (runserver) is published");
         let web = &config["services"]["web"];
-        assert_eq!(web["build"]["args"]["DJANGO_DIR"], "project-template", "{web}");
+        assert_eq!(web["build"]["args"]["DJANGO_DEPENDENCIES"], "project-template/requirements.txt", "{web}");
+        // Without a build context filled by the xtask (a command that builds nothing), a
+        // directory that exists, for Compose v1's check.
+        assert!(web["build"]["context"].as_str().is_some_and(|c| c.ends_with("/docker")), "{web}");
         assert_eq!(web["environment"]["DJANGO_SETTINGS_MODULE"], "config.settings.dev", "{web}");
         let mounts = web["volumes"].as_array().expect("web volumes");
         assert!(
@@ -173,7 +193,7 @@ mod stack_check {
 
     #[test]
     fn compose_config_prod() {
-        let config = compose_config(".env.prod", ".env.prod.example", &["docker/compose.prod.yml"]);
+        let config = compose_config(".env.prod", "docker/prod.env.example", &["docker/compose.prod.yml"]);
         assert_eq!(published(&config), ["nginx"], "in production only nginx is published");
         assert!(config["services"].get("db").is_none(), "the production stack has no database of its own");
         let nginx = &config["services"]["nginx"];
@@ -196,9 +216,39 @@ mod stack_check {
     #[test]
     fn compose_config_prod_with_db() {
         let files = ["docker/compose.prod.yml", "docker/compose.db.yml"];
-        let config = compose_config(".env.prod", ".env.prod.example", &files);
+        let config = compose_config(".env.prod", "docker/prod.env.example", &files);
         assert_eq!(published(&config), ["nginx"], "the bundled database is never published");
         assert!(config["services"].get("db").is_some(), "compose.db.yml adds the db service");
+    }
+
+    /// The template's worker and scheduler run web's image with web's settings: in dev under
+    /// the autoreloader, in production hardened, with their stop grace and, for the worker,
+    /// a healthcheck; the bundled Redis asks for its password and is never published.
+    #[test]
+    fn compose_config_processes_and_redis() {
+        let dev = compose_config(".env", "docker/dev.env.example", &["docker/compose.yml"]);
+        let worker = &dev["services"]["worker"];
+        assert_eq!(worker["image"], "stack-check-dev-web", "{worker}");
+        assert_eq!(dev["services"]["web"]["image"], "stack-check-dev-web", "web builds the image the processes run");
+        let command: Vec<&str> = worker["command"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        assert_eq!(command[..4], ["python", "-m", "stack_settings.autoreload", "sh"], "{worker}");
+        assert!(command[5].starts_with("exec celery -A config worker"), "{worker}");
+
+        let prod = compose_config(".env.prod", "docker/prod.env.example", &["docker/compose.prod.yml"]);
+        assert_eq!(published(&prod), ["nginx"], "neither the processes nor Redis are published");
+        let (worker, beat, redis) =
+            (&prod["services"]["worker"], &prod["services"]["beat"], &prod["services"]["redis"]);
+        assert_eq!(worker["image"], "stack-check-web", "{worker}");
+        assert_eq!(worker["cap_drop"], serde_json::json!(["ALL"]), "{worker}");
+        assert_eq!(worker["environment"]["DJANGO_SETTINGS_MODULE"], "config.settings.prod", "{worker}");
+        let check = worker["healthcheck"]["test"].as_array().unwrap();
+        // Compose prints the command as it reads it: `$$` is the container shell's `$`.
+        assert!(check[1].as_str().unwrap().ends_with("inspect ping --timeout 2 -d celery@$$HOSTNAME"), "{worker}");
+        assert_eq!(beat["stop_grace_period"], "10s", "{beat}");
+        assert_eq!(beat["depends_on"]["redis"]["condition"], "service_healthy", "{beat}");
+        assert_eq!(redis["user"], "redis", "{redis}");
+        let redis_command = redis["command"].as_array().unwrap().last().unwrap().as_str().unwrap();
+        assert!(redis_command.contains("requirepass") && !redis_command.contains("--requirepass"), "{redis}");
     }
 
     /// TLS_MODE=acme: certbot shares the webroot and its certificates with nginx, which reads
@@ -206,7 +256,7 @@ mod stack_check {
     #[test]
     fn compose_config_prod_acme() {
         let files = ["docker/compose.prod.yml", "docker/compose.acme.yml"];
-        let config = compose_config(".env.prod", ".env.prod.example", &files);
+        let config = compose_config(".env.prod", "docker/prod.env.example", &files);
         assert_eq!(published(&config), ["nginx"], "certbot is never published");
         let (nginx, certbot) = (&config["services"]["nginx"], &config["services"]["certbot"]);
         assert_eq!(nginx["environment"]["TLS_DIR"], "/etc/nginx/acme", "{nginx}");
@@ -224,7 +274,7 @@ mod stack_check {
         }
         assert_eq!(mount(certbot, "/etc/ssl/acme-ca.pem"), Some(("/dev/null".to_owned(), true)), "{certbot}");
         assert_eq!(certbot["depends_on"]["nginx"]["condition"], "service_healthy", "{certbot}");
-        let without = compose_config(".env.prod", ".env.prod.example", &["docker/compose.prod.yml"]);
+        let without = compose_config(".env.prod", "docker/prod.env.example", &["docker/compose.prod.yml"]);
         assert!(without["services"].get("certbot").is_none(), "certbot only in acme mode");
         assert_eq!(without["services"]["nginx"]["environment"]["TLS_DIR"], "/etc/nginx/tls");
     }
@@ -303,15 +353,30 @@ mod stack_check {
         fs::create_dir_all(made.join("target")).expect("target/ of the new repository");
         symlink(&venv, made.join("target/django-venv")).expect("a symlink");
         // The new repository's own ci, less the steps that need the engine (e2e), that would
-        // recurse (new project) or that only compare its env-file reader, this one's byte for
-        // byte, with Compose again (env fuzz). Its own target directory keeps its build from
+        // recurse (new project) or that only check again what is this one's byte for byte:
+        // its env-file reader against Compose (env fuzz), its Rust's lints (clippy) and its
+        // book (book, whose tool may still be building in the background of this run). Its own target directory keeps its build from
         // replacing this repository's binaries; the tools installed here are reused.
         let mut ci = Command::new(std::env::var("CARGO").unwrap_or("cargo".into()));
-        ci.args(["xtask", "ci", "--keep-going", "--skip", "e2e", "--skip", "new project", "--skip", "env fuzz"])
-            .current_dir(&made)
-            .env_remove("XTASK_ROOT")
-            .env("CARGO_TARGET_DIR", root().join("target/new-project"))
-            .env("XTASK_TOOLS_DIR", tools::dir());
+        ci.args([
+            "xtask",
+            "ci",
+            "--keep-going",
+            "--skip",
+            "e2e",
+            "--skip",
+            "new project",
+            "--skip",
+            "env fuzz",
+            "--skip",
+            "book",
+            "--skip",
+            "clippy",
+        ])
+        .current_dir(&made)
+        .env_remove("XTASK_ROOT")
+        .env("CARGO_TARGET_DIR", root().join("target/new-project"))
+        .env("XTASK_TOOLS_DIR", tools::dir());
         let out = assert_success(&mut ci);
         let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
         let summary = said.lines().rev().find(|l| l.starts_with("ci: ")).expect("a summary line");
@@ -328,13 +393,10 @@ mod stack_check {
         django("postgres", &[&system::PYTHON_VENV, &system::POSTGRES]);
     }
 
-    /// A project root for the xtask binary: the committed example env files and docker/.
+    /// A project root for the xtask binary: a link to docker/, which holds the committed
+    /// example env files.
     fn xtask_root() -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        for example in [".env.example", ".env.prod.example"] {
-            let from = root().join(example);
-            fs::copy(&from, dir.path().join(example)).unwrap_or_else(|e| panic!("cannot copy {}: {e}", from.display()));
-        }
         symlink(root().join("docker"), dir.path().join("docker")).expect("a symlink");
         dir
     }
@@ -360,7 +422,7 @@ mod stack_check {
     #[test]
     fn preflight_refuses_the_example_env_prod() {
         let project = xtask_root();
-        fs::copy(project.path().join(".env.prod.example"), env_prod(project.path())).expect("copy");
+        fs::copy(project.path().join("docker/prod.env.example"), env_prod(project.path())).expect("copy");
         let out = output(&mut xtask(project.path(), &["--dry-run", "check", "--prod"]));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "check --prod accepted the example .env.prod:\n{stderr}");

@@ -201,31 +201,31 @@ mod workflow_check {
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "ci --dry-run failed:\n{stdout}{}", String::from_utf8_lossy(&output.stderr));
         let cd = format!("cd {} && ", root().canonicalize().expect("the root exists").display());
-        let stack = |filter: &str| format!("cargo test -p xtask --test stack -- {filter}");
+        let tests = |filters: &str| format!("cargo test -p xtask --test integration -- {filters}");
         let expected = [
             ("# fmt", "cargo fmt --all --check".to_owned()),
             ("# clippy", "cargo clippy --workspace --all-targets -- -D warnings".to_owned()),
             (
                 "# cargo test",
-                "cargo test --workspace -- --skip stack_check:: --skip workflow_check:: --skip envfile_check::"
+                "cargo test --workspace -- --skip stack_check:: --skip workflow_check:: --skip envfile_check:: --skip book_check::"
                     .to_owned(),
             ),
-            ("# compose config", stack("stack_check::compose_config")),
-            ("# env fuzz", "cargo test -p xtask --test envfile_fuzz -- envfile_check:: --nocapture".to_owned()),
-            ("# hadolint", stack("stack_check::hadolint")),
-            ("# nginx -t", stack("stack_check::nginx_conf")),
-            ("# nginx smoke", stack("stack_check::nginx_smoke")),
-            ("# django sqlite", stack("stack_check::django_sqlite")),
-            ("# django layer", stack("stack_check::django_layer")),
-            ("# new project", stack("stack_check::new_project")),
-            ("# django postgres", stack("stack_check::django_postgres")),
-            ("# preflight", stack("stack_check::preflight")),
-            ("# workflows", "cargo test -p xtask --test workflows -- workflow_check::".to_owned()),
             (
-                "# e2e, when a Docker engine answers",
-                "cargo test -p xtask --test e2e --test db_engine -- --ignored --nocapture '--test-threads=1'"
-                    .to_owned(),
+                "# e2e, when a Docker engine answers, in the background",
+                tests("--ignored --nocapture '--test-threads=2' e2e:: db_engine::"),
             ),
+            ("# compose config", tests("stack_check::compose_config")),
+            ("# env fuzz", tests("envfile_check:: --nocapture")),
+            ("# hadolint", tests("stack_check::hadolint")),
+            ("# nginx -t", tests("stack_check::nginx_conf")),
+            ("# nginx smoke", tests("stack_check::nginx_smoke")),
+            ("# django sqlite", tests("stack_check::django_sqlite")),
+            ("# django layer", tests("stack_check::django_layer")),
+            ("# new project", tests("stack_check::new_project")),
+            ("# django postgres", tests("stack_check::django_postgres")),
+            ("# preflight", tests("stack_check::preflight")),
+            ("# workflows", tests("workflow_check::")),
+            ("# book", tests("book_check::")),
         ];
         let lines: Vec<&str> = stdout.lines().collect();
         let pairs: Vec<(&str, String)> = lines.chunks(2).map(|pair| (pair[0], pair[1].replacen(&cd, "", 1))).collect();

@@ -2,7 +2,10 @@
 # Benchmark of a redeploy under load, both ways in the same run, on the real engine:
 #   (a) classic: `docker compose ... up --build --detach` (web recreated in place)
 #   (b) `cargo xtask prod --with-db` (start first, switch nginx, drain)
-# each shipping a code-only change (a template edit) to a running production stack.
+# each shipping a code-only change (a template edit) to a running production stack. Then,
+# without load: `prod` with nothing changed (three runs), and a restart of the stopped stack
+# on its kept volumes (`down --prod`, then `prod`) against Compose's own
+# `up --detach --wait` of the same files.
 #
 #   bash tests/bench/redeploy.sh            (BENCH_CLIENTS=6 page clients, 1 slow uploader)
 #
@@ -23,32 +26,9 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 clients=${BENCH_CLIENTS:-6}
-work=$root/target/bench-redeploy
 name=bench-redeploy
-rm -rf "$work" && mkdir -p "$work"
-
-if ! docker compose version >/dev/null 2>&1 && [ -x "$root/target/tools/pip/docker/cli-plugins/docker-compose" ]; then
-    export DOCKER_CONFIG=$root/target/tools/pip/docker
-fi
-docker compose version >/dev/null || { echo "needs Compose v2 (docker compose)" >&2; exit 1; }
-
-cargo build --quiet --package xtask --manifest-path "$root/Cargo.toml"
-xtask=$root/target/debug/xtask
-
-# Base images and wheels as the end-to-end suite gets them (a registry is not needed).
-eval "$("$root/tests/e2e/support/base-images.sh" | grep -E '^[A-Z_]+=' | sed 's/^/export /')"
-mkdir -p "$work/wheelhouse"
-"$root/tests/e2e/support/wheelhouse.sh" build --image "$PYTHON_IMAGE" >"$work/wheels.env"
-cache=$(sed -n 's/^WHEELHOUSE_DIR=//p' "$work/wheels.env")
-ln -s "$cache/files" "$cache/simple" "$work/wheelhouse/" && cp "$cache/.stamp" "$work/wheelhouse/"
-export PIP_INDEX_URL
-PIP_INDEX_URL=$("$root/tests/e2e/support/wheelhouse.sh" start --dir "$work/wheelhouse" --image "$PYTHON_IMAGE" | sed -n 's/^PIP_INDEX_URL=//p')
-export BUILD_NETWORK=host XTASK_PROJECT_NAME=$name
-
-site=$work/site
-mkdir -p "$site"
-git -C "$root" ls-files -z --cached --others --exclude-standard | (cd "$root" && xargs -0 cp --parents -t "$site" 2>/dev/null || true)
-export XTASK_ROOT=$site
+# shellcheck source=tests/bench/prepare.sh
+. "$root/tests/bench/prepare.sh"
 
 cleanup() {
     docker compose --project-name "$name-prod" logs --no-color nginx >"$work/nginx.log" 2>&1 || true
@@ -59,8 +39,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-set_env() { sed -i "/^$1=/d" "$site/.env.prod"; echo "$1=$2" >>"$site/.env.prod"; }
 "$xtask" init --prod --host localhost >/dev/null
 https=$(free_port)
 set_env ALLOWED_HOSTS localhost,127.0.0.1
@@ -101,7 +79,9 @@ deploy() {
 }
 
 # The classic way: the compose command prod runs, with `up --build --detach`.
-classic=$("$xtask" --dry-run prod --with-db | grep -E ' up --detach --no-build$' | tail -1 | sed 's/ up --detach --no-build$/ up --build --detach/')
+# Compose builds from the context the xtask fills (.stack/build/prod): `check --prod` fills
+# it (and builds, and runs Django's checks in a one-off) inside the classic run's time.
+classic="$xtask check --prod && $(prod_compose) up --build --detach"
 deploy "Classic redeploy" classic bash -c "$classic"
 deploy "Start-first redeploy" xtask "$xtask" prod --with-db
 
@@ -109,3 +89,30 @@ touch "$work/stop"
 wait "$load_pid"
 load_pid=
 python3 "$root/tests/bench/redeploy_load.py" report --out "$work/requests" --marks "$marks"
+
+# Milliseconds the command takes; its output goes to $work/timed.log.
+timed() {
+    local start=$(date +%s%N)
+    "$@" >"$work/timed.log" 2>&1 || { echo "failed: $*" >&2; tail -20 "$work/timed.log" >&2; }
+    echo $((($(date +%s%N) - start) / 1000000))
+}
+seconds() { printf '%d.%02d s' $(($1 / 1000)) $(($1 % 1000 / 10)); }
+
+echo
+echo "prod with nothing changed:"
+for run in 1 2 3; do
+    ms=$(timed "$xtask" prod --with-db)
+    said=$(grep -o 'nothing to deploy' "$work/timed.log" || echo 'DEPLOYED')
+    echo "  run $run: $(seconds "$ms") ($said)"
+done
+
+# The restart: the xtask's first, which names the web service in nginx's upstream again
+# (a switch left it naming containers), then Compose's own on the same files.
+compose=$(prod_compose)
+"$xtask" down --prod >/dev/null 2>&1
+xtask_ms=$(timed "$xtask" prod --with-db)
+"$xtask" down --prod >/dev/null 2>&1
+compose_ms=$(timed bash -c "$compose up --detach --no-build --wait")
+echo "restart of the stopped stack on its kept volumes, to healthy:"
+echo "  docker compose up --detach --wait: $(seconds "$compose_ms")"
+echo "  cargo xtask prod --with-db:        $(seconds "$xtask_ms")"

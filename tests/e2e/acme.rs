@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
 
-use crate::harness::{free_port, support, text, value, wait_for};
+use super::harness::{free_port, support, text, value, wait_for};
 
 /// The site's host name: not one the local CA is for, so the preflight's ACME rules apply.
 pub const HOST: &str = "shop.example.com";
@@ -199,7 +199,7 @@ pub fn served(https_port: u16, root: &Path) -> Option<Served> {
 /// `max` requests or `limit` of time. HTTP/1.1: over HTTP/2 an old worker may answer a
 /// connection opened in the instant of a reload with GOAWAY before reading its request,
 /// which tells the client that the request was not processed and may be retried; browsers
-/// retry, curl reports error 16 instead (README, "Renewal").
+/// retry, curl reports error 16 instead (docs/src/https.md, "Renewal").
 pub struct RequestLoop {
     stop: Arc<AtomicBool>,
     handle: JoinHandle<(u32, Vec<String>)>,

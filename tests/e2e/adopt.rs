@@ -1,7 +1,7 @@
 //! Bringing your own Django project: a project made by Django's own `django-admin
 //! startproject` and `startapp` (run on the host, from a virtualenv of the cached wheels),
-//! with a model, a template and a static file, adopted by following the README's adoption
-//! guide step by step: the pipeline's paths copied in, the description written, nothing
+//! with a model, a template and a static file, adopted by following the adoption guide
+//! (docs/src/your-project.md) step by step: the pipeline's paths copied in, the description written, nothing
 //! else of the project touched. And the repository `cargo xtask new` makes.
 
 use std::fs;
@@ -14,29 +14,22 @@ use super::http::Site;
 use super::{assert_stack_gone, exec_bytes, get_ok, http, is_hashed, wait_for_page};
 
 /// Step 1 of the guide: the paths of this repository to copy into yours.
-const PIPELINE_PATHS: &[&str] =
-    &["Cargo.toml", "Cargo.lock", ".cargo", "xtask", "docker", ".dockerignore", ".env.example", ".env.prod.example"];
+const PIPELINE_PATHS: &[&str] = &["Cargo.toml", "Cargo.lock", ".cargo", "xtask", "docker"];
 
-/// Step 3 of the guide: what to add to .gitignore, read from the README itself so that the
-/// scenario follows the guide as written (a path the guide forgets fails `release`'s clean-tree check).
-fn ignored() -> String {
-    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
-    let step = readme.split_once("3. Add to `.gitignore`:").expect("the guide's step 3").1;
+/// Step 3 of the guide: what to add to .gitignore, read from the guide's page itself so that
+/// the scenario follows the guide as written (a path the guide forgets fails `release`'s
+/// clean-tree check).
+pub fn ignored() -> String {
+    let guide = fs::read_to_string(repo().join("docs/src/your-project.md")).unwrap();
+    let step = guide.split_once("3. Add to `.gitignore`:").expect("the guide's step 3").1;
     let step = step.split_once("\n4. ").expect("the guide's step 4").0;
     let paths: Vec<&str> = step.split('`').skip(1).step_by(2).collect();
     assert!(paths.contains(&"/.env.prod"), "step 3 lists no env file: {paths:?}");
     paths.iter().map(|p| format!("{p}\n")).collect()
 }
 
-/// Where the dependencies come from.
-#[derive(Clone, Copy, PartialEq)]
-enum Source {
-    Requirements,
-    UvLock,
-}
-
 /// `python -m django ...` (what `django-admin` runs) or `python manage.py ...` on the host.
-fn django(dir: &Path, args: &[&str]) {
+pub fn django(dir: &Path, args: &[&str]) {
     run_ok(
         Command::new(host_venv().join("bin/python")).args(args).current_dir(dir).env_remove("DJANGO_SETTINGS_MODULE"),
     );
@@ -44,8 +37,9 @@ fn django(dir: &Path, args: &[&str]) {
 
 /// A Django project as its team has it before adopting the pipeline: `mysite/` made by
 /// startproject, an app `pages` made by startapp with a model, a view, a template and a
-/// static file, and its migration made by makemigrations.
-fn startproject(root: &Path, source: Source, index_url: &str) {
+/// static file, and its migration made by makemigrations; its dependencies in
+/// `pyproject.toml`, locked by `uv lock` against `index_url`.
+fn startproject(root: &Path, index_url: &str) {
     fs::create_dir_all(root).unwrap();
     django(root, &["-m", "django", "startproject", "mysite"]);
     let site = root.join("mysite");
@@ -76,56 +70,51 @@ fn startproject(root: &Path, source: Source, index_url: &str) {
     django(&site, &["manage.py", "makemigrations", "pages"]);
     fs::remove_file(site.join("db.sqlite3")).ok();
     let pins = fs::read_to_string(repo().join("project-template/requirements.txt")).unwrap();
-    match source {
-        Source::Requirements => write("requirements.txt", &pins),
-        Source::UvLock => {
-            let wanted: Vec<String> = pins
-                .lines()
-                .filter(|l| ["Django==", "gunicorn==", "psycopg["].iter().any(|p| l.starts_with(p)))
-                .map(|l| format!("    \"{l}\",\n"))
-                .collect();
-            let pyproject = format!(
-                "[project]\nname = \"mysite\"\nversion = \"1.0.0\"\nrequires-python = \"==3.11.*\"\ndependencies = [\n{}]\n\n\
-                 # Deployed on Linux only: lock no other platform's packages.\n\
-                 [tool.uv]\nenvironments = [\"sys_platform == 'linux'\"]\n",
-                wanted.concat()
-            );
-            write("pyproject.toml", &pyproject);
-            run_ok(
-                Command::new(host_venv().join("bin/uv"))
-                    .args(["lock", "--quiet", "--no-cache", "--default-index", index_url])
-                    .current_dir(&site),
-            );
-        }
-    }
+    let wanted: Vec<String> = pins
+        .lines()
+        .filter(|l| ["Django==", "gunicorn==", "psycopg["].iter().any(|p| l.starts_with(p)))
+        .map(|l| format!("    \"{l}\",\n"))
+        .collect();
+    let pyproject = format!(
+        "[project]\nname = \"mysite\"\nversion = \"1.0.0\"\nrequires-python = \"==3.11.*\"\ndependencies = [\n{}]\n\n\
+         # Deployed on Linux only: lock no other platform's packages.\n\
+         [tool.uv]\nenvironments = [\"sys_platform == 'linux'\"]\n",
+        wanted.concat()
+    );
+    write("pyproject.toml", &pyproject);
+    run_ok(
+        Command::new(host_venv().join("bin/uv"))
+            .args(["lock", "--quiet", "--no-cache", "--default-index", index_url])
+            .current_dir(&site),
+    );
 }
 
-/// The adoption guide of the README, step by step.
-fn follow_the_guide(root: &Path, source: Source) {
+/// The adoption guide (docs/src/your-project.md), step by step, with `keys` as the description (the
+/// lines after `[workspace.metadata.django]`).
+pub fn follow_the_guide(root: &Path, keys: &str) {
     // 1. Copy the pipeline's paths into the repository.
     copy_paths(PIPELINE_PATHS, root);
     // 2. Describe the project in Cargo.toml's [workspace.metadata.django].
     let manifest = root.join("Cargo.toml");
     let cargo = fs::read_to_string(&manifest).unwrap();
     let at = cargo.find("[workspace.metadata.django]").expect("Cargo.toml has the description section");
-    let dependencies = if source == Source::UvLock { "dependencies = \"pyproject.toml\"\n" } else { "" };
-    let section = format!(
-        "[workspace.metadata.django]\ndir = \"mysite\"\nsettings = \"mysite.settings\"\n\
-         wsgi = \"mysite.wsgi\"\n{dependencies}"
-    );
-    fs::write(&manifest, format!("{}{section}", &cargo[..at])).unwrap();
-    // 3. Keep the env files and build output out of git.
-    fs::write(root.join(".gitignore"), ignored()).unwrap();
+    fs::write(&manifest, format!("{}[workspace.metadata.django]\n{keys}", &cargo[..at])).unwrap();
+    // 3. Keep the env files and build output out of git, after the project's own lines.
+    let gitignore = fs::read_to_string(root.join(".gitignore")).unwrap_or_default();
+    fs::write(root.join(".gitignore"), gitignore + &ignored()).unwrap();
 }
 
 /// A scratch repository holding a startproject project adopted through the guide.
-fn adopted(scenario: &str, source: Source) -> Project {
+fn adopted(scenario: &str) -> Project {
     // The lock is made against the project's own package index, which exists once the
     // project does: make the project first, then its files.
     let project = Project::made_by(scenario, |root| fs::create_dir_all(root).unwrap());
     let root = project.root();
-    startproject(&root, source, project.index_url());
-    follow_the_guide(&root, source);
+    startproject(&root, project.index_url());
+    // The subdirectory project runs on bookworm's Python, the root one (adopt-root) on trixie's.
+    let keys = "dir = \"mysite\"\nsettings = \"mysite.settings\"\nwsgi = \"mysite.wsgi\"\npython = \"3.11\"\n\
+                dependencies = \"pyproject.toml\"\n";
+    follow_the_guide(&root, keys);
     git(&root, &["add", "-A"]);
     git(&root, &["commit", "-q", "-m", "Adopt the Dockerized Django pipeline"]);
     project
@@ -133,11 +122,8 @@ fn adopted(scenario: &str, source: Source) -> Project {
 
 /// `SELECT to_regclass(table)` in the stack's database: the table's name, or empty.
 fn table(project: &Project, stack: &str, env_file: &str, name: &str) -> String {
-    let db = project.container(stack, "db");
-    let user = project.env_value(env_file, "POSTGRES_USER");
-    let database = project.env_value(env_file, "POSTGRES_DB");
     let query = format!("SELECT to_regclass('public.{name}')");
-    docker_ok(&["exec", &db, "psql", "-U", &user, "-d", &database, "-tAc", &query])
+    project.psql(&project.container(stack, "db"), env_file, &query)
 }
 
 /// Bad descriptions are refused with one line before anything is built or started.
@@ -151,15 +137,8 @@ fn assert_bad_descriptions_refused(project: &Project) {
             "settings = \"mysite.production\"\n",
             "settings = \"mysite.production\": neither",
         ),
-        // The dependency file named, or the default one, missing.
-        match good.contains("dependencies = ") {
-            true => (
-                "dependencies = \"pyproject.toml\"",
-                "dependencies = \"requirements-prod.txt\"",
-                "no such file in mysite",
-            ),
-            false => ("wsgi = ", "dependencies = \"requirements-prod.txt\"\nwsgi = ", "no such file in mysite"),
-        },
+        // The dependency file named missing.
+        ("dependencies = \"pyproject.toml\"", "dependencies = \"requirements-prod.txt\"", "no such file in mysite"),
     ];
     for (from, to, expected) in cases {
         assert!(good.contains(from), "the description changed: update this test");
@@ -209,9 +188,9 @@ fn assert_prod_serves(project: &Project, port: Site) {
 
 /// The adopted project through both stacks and a release, as its team would use them;
 /// returns it with its production stack still up.
-fn adopt_and_run(scenario: &str, source: Source) -> Project {
+fn adopt_and_run(scenario: &str) -> Project {
     let started = Instant::now();
-    let project = adopted(scenario, source);
+    let project = adopted(scenario);
     timing(&format!("{scenario}: startproject and the guide"), started.elapsed());
     let (port, prod_port) = (Site::plain(project.init_dev()), project.init_prod());
     assert_bad_descriptions_refused(&project);
@@ -255,20 +234,11 @@ fn assert_dev_serves(project: &Project, port: Site) {
 
 #[test]
 #[ignore = "needs a Docker engine; run with --ignored"]
-fn an_adopted_startproject_project_runs_in_dev_prod_and_release() {
-    adopt_and_run("adopt", Source::Requirements);
-}
-
-#[test]
-#[ignore = "needs a Docker engine; run with --ignored"]
-fn an_adopted_project_installs_from_pyproject_and_uv_lock() {
-    // Only the dependencies are installed another way: the production image shows it, the
-    // dev stack and the release are the requirements scenario's.
-    let started = Instant::now();
-    let project = adopted("adopt-uv", Source::UvLock);
-    timing("adopt-uv: startproject and the guide", started.elapsed());
+fn an_adopted_startproject_project_installs_from_uv_lock_and_runs_in_dev_prod_and_release() {
+    // A plain requirements file is adopt-root's (split over three files); this project
+    // installs from pyproject.toml and uv.lock, in the dev image and the production one.
+    let project = adopt_and_run("adopt-uv");
     assert!(project.path("mysite/uv.lock").is_file(), "uv lock wrote no uv.lock");
-    assert_prod_serves(&project, project.init_prod());
     let web = project.container("prod", "web");
     let running = docker_ok(&["exec", &web, "python", "-c", "import django; print(django.__version__)"]);
     let pins = fs::read_to_string(repo().join("project-template/requirements.txt")).unwrap();

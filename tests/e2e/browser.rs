@@ -11,8 +11,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use crate::harness::{free_port, text, wait_for};
-use crate::http::{self, Site};
+use super::harness::{free_port, text, wait_for};
+use super::http::{self, Site};
 
 /// chromedriver and its session; both end when dropped.
 pub struct Browser {
@@ -68,8 +68,17 @@ impl Browser {
         answer["value"].clone()
     }
 
+    /// Loads `url`, again when the host's network changed meanwhile (see [`Browser::until`]).
     pub fn goto(&self, url: &str) {
-        self.command("POST", "/url", json!({ "url": url }));
+        for attempt in 1..=3 {
+            let path = format!("/session/{}/url", self.session);
+            let answer = self.call("POST", &path, Some(json!({ "url": url }))).unwrap();
+            let Some(error) = answer["value"].get("error") else { return };
+            let message = answer["value"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("ERR_NETWORK_CHANGED"), "WebDriver POST /url {url}: {error} {message}");
+            eprintln!("e2e: browser: the host's network changed while loading {url} (try {attempt}): again");
+        }
+        panic!("{url} did not load in 3 tries: the host's network kept changing");
     }
 
     pub fn url(&self) -> String {
@@ -104,6 +113,32 @@ impl Browser {
     /// The value an asynchronous script passes to its callback, the last argument.
     pub fn async_script(&self, script: &str, args: Value) -> Value {
         self.command("POST", "/execute/async", json!({"script": script, "args": args}))
+    }
+
+    /// Runs `act`, which loads a page, until `done` finds what it should show, within 15 s a
+    /// try. Chromium abandons a load when the host's network changes (ERR_NETWORK_CHANGED),
+    /// as it does when a scenario running beside this one adds or removes a Docker network:
+    /// such a try is made again, three at most. None when `done` never found it.
+    pub fn until<T>(&self, mut act: impl FnMut(), mut done: impl FnMut() -> Option<T>) -> Option<T> {
+        for attempt in 1..=3 {
+            act();
+            let outcome = wait_for(Duration::from_secs(15), Duration::from_millis(250), || match done() {
+                Some(found) => Some(Some(found)),
+                None => self.network_changed().then_some(None),
+            });
+            match outcome {
+                Some(Some(found)) => return Some(found),
+                Some(None) => eprintln!("e2e: browser: the host's network changed during try {attempt}: again"),
+                None => return None,
+            }
+        }
+        None
+    }
+
+    /// Chromium shows its network-change error page.
+    pub fn network_changed(&self) -> bool {
+        let text = self.script("return document.body ? document.body.innerText : '';", json!([]));
+        text.as_str().is_some_and(|t| t.contains("ERR_NETWORK_CHANGED"))
     }
 
     /// Saves a PNG of the window.

@@ -8,7 +8,7 @@ use std::fs;
 use std::net::TcpListener;
 use std::time::Instant;
 
-use crate::harness::{docker, docker_ok, text, timing, Project};
+use super::harness::{docker, docker_ok, text, timing, Project};
 
 /// The commands that run a one-off web container.
 const ONE_OFFS: &[&[&str]] = &[
@@ -108,9 +108,14 @@ fn a_busy_port_is_refused_up_front_and_a_half_way_start_names_what_it_left() {
         drop(held);
     }
 
-    // The health wait gives up at once: the stack is left half-started, and says so.
+    // A web that never becomes healthy (it fails at import): the health wait gives up
+    // (after the database and Redis, which the same timeout bounds, have come up) and the
+    // stack is left half-started, and says so.
+    let wsgi = project.path("project-template/config/wsgi.py");
+    let good = fs::read_to_string(&wsgi).unwrap();
+    fs::write(&wsgi, format!("{good}\nraise RuntimeError(\"this release is broken\")\n")).unwrap();
     let started = Instant::now();
-    let out = project.xtask(&["prod", "--with-db", "--wait-timeout", "0"]);
+    let out = project.xtask(&["prod", "--with-db", "--wait-timeout", "30"]);
     timing("ports: prod until the health wait gives up", started.elapsed());
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -118,7 +123,11 @@ fn a_busy_port_is_refused_up_front_and_a_half_way_start_names_what_it_left() {
     let mut names: Vec<String> =
         engine_objects(&project).iter().filter_map(|l| l.strip_prefix("ps ")).map(str::to_owned).collect();
     names.sort();
-    assert_eq!(names.len(), 3, "db, web and nginx expected: {names:?}");
+    let prefix = format!("{}-prod-", project.name);
+    let services: Vec<&str> = names.iter().filter_map(|n| n.strip_prefix(&prefix)?.strip_suffix("-1")).collect();
+    // Every service of the template's prod stack: its own, the bundled Redis and the
+    // Procfile's processes.
+    assert_eq!(services, ["beat", "db", "nginx", "redis", "web", "worker"], "{names:?}");
     let said = format!(
         "error: the prod stack did not start and left container(s) {}: remove them with `cargo xtask down --prod`: ",
         names.join(", ")

@@ -7,18 +7,22 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::http::Site;
+use super::http::Site;
 
 /// Longest any single xtask command may take (a cold image build included).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
+/// The scheduler's interval in the production scenarios (`init_prod` sets it).
+pub const HEARTBEAT_SECONDS: u64 = 2;
+/// How long Redis keeps a task a worker took but never acknowledged before delivering it again.
+pub const VISIBILITY_TIMEOUT: u64 = 30;
+
 /// The files of the repository a project is made of.
-const PROJECT_PATHS: &[&str] =
-    &["docker", "project-template", ".dockerignore", ".env.example", ".env.prod.example", ".gitignore"];
+const PROJECT_PATHS: &[&str] = &["docker", "project-template", ".gitignore"];
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("the repository exists")
@@ -52,24 +56,45 @@ pub fn suite() -> &'static Suite {
         let started = Instant::now();
         let docker_config = compose_v2_config();
         let images = support(&["base-images.sh"]);
-        let python = images.iter().find(|(k, _)| k == "PYTHON_IMAGE").expect("base-images.sh names PYTHON_IMAGE");
-        let probe = "import platform, sys; print('%d.%d' % sys.version_info[:2]); print(platform.libc_ver()[1])";
-        let out = docker(&["run", "--rm", "--network", "none", "--entrypoint", "python3", &python.1, "-c", probe]);
-        assert!(out.status.success(), "cannot run python3 in {}: {}", python.1, text(&out.stderr));
-        let info = text(&out.stdout);
-        let mut lines = info.lines();
-        let (version, glibc) = (lines.next().unwrap_or_default(), lines.next().unwrap_or_default());
-        assert!(!glibc.is_empty(), "{} has no glibc python: {info}", python.1);
-        let target: Vec<String> =
-            ["--python-version", version, "--glibc", glibc].iter().map(|s| (*s).to_owned()).collect();
-        let built = support(
-            &[&["wheelhouse.sh", "build"], &target.iter().map(String::as_str).collect::<Vec<_>>()[..]].concat(),
-        );
+        let args = wheelhouse_args(&images);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let built = support(&[&["wheelhouse.sh", "build"], &args[..]].concat());
         let wheel_cache = PathBuf::from(value(&built, "WHEELHOUSE_DIR"));
-        let wheelhouse = Wheelhouse::start(&wheel_cache, &target);
+        let wheelhouse = Wheelhouse::start(&wheel_cache, &args);
         timing("base images and wheels ready", started.elapsed());
         Suite { images, docker_config, wheel_cache, wheelhouse }
     })
+}
+
+/// The Python images a project may be built on, by the version it describes.
+const PYTHON_IMAGES: [(&str, &str); 2] = [("3.11", "PYTHON_IMAGE_3_11"), ("3.13", "PYTHON_IMAGE_3_13")];
+
+/// Requirements the scenarios' own projects add to the template's (split requirements,
+/// dotenv, whitenoise, a driver compiled from source), served from the same index.
+const E2E_REQUIREMENTS: &str = "tests/e2e/support/requirements-e2e.txt";
+const E2E_SDISTS: &[&str] = &["psycopg2==2.9.13"];
+
+/// The wheelhouse's targets (each Python image's version and glibc) and what it serves.
+fn wheelhouse_args(images: &[(String, String)]) -> Vec<String> {
+    let probe = "import platform, sys; print('%d.%d' % sys.version_info[:2]); print(platform.libc_ver()[1])";
+    let mut args = Vec::new();
+    for (_, key) in PYTHON_IMAGES {
+        let image = value(images, key);
+        let out = docker(&["run", "--rm", "--network", "none", "--entrypoint", "python3", &image, "-c", probe]);
+        assert!(out.status.success(), "cannot run python3 in {image}: {}", text(&out.stderr));
+        let info = text(&out.stdout);
+        let mut lines = info.lines();
+        let (version, glibc) = (lines.next().unwrap_or_default(), lines.next().unwrap_or_default());
+        assert!(!glibc.is_empty(), "{image} has no glibc python: {info}");
+        args.extend(["--target".to_owned(), format!("{version}:{glibc}")]);
+    }
+    for file in ["project-template/requirements.txt", E2E_REQUIREMENTS] {
+        args.extend(["-r".to_owned(), repo().join(file).to_string_lossy().into_owned()]);
+    }
+    for sdist in E2E_SDISTS {
+        args.extend(["--sdist".to_owned(), (*sdist).to_owned()]);
+    }
+    args
 }
 
 /// None when `docker compose` works as it is, else the DOCKER_CONFIG directory whose
@@ -127,7 +152,7 @@ struct Wheelhouse {
 }
 
 impl Wheelhouse {
-    fn start(wheel_cache: &Path, target: &[String]) -> Wheelhouse {
+    fn start(wheel_cache: &Path, target: &[&str]) -> Wheelhouse {
         let runs = wheel_cache.with_file_name("wheelhouse-runs");
         remove_finished_runs(&runs);
         let dir = runs.join(std::process::id().to_string());
@@ -140,7 +165,7 @@ impl Wheelhouse {
         fs::copy(wheel_cache.join(".stamp"), dir.join(".stamp")).unwrap();
         let (dir_arg, owner) = (dir.to_string_lossy().into_owned(), std::process::id().to_string());
         let mut args = vec!["wheelhouse.sh", "start", "--dir", &dir_arg, "--owner", &owner];
-        args.extend(target.iter().map(String::as_str));
+        args.extend(target.iter().copied());
         let started = support(&args);
         Wheelhouse { index_url: value(&started, "PIP_INDEX_URL") }
     }
@@ -233,6 +258,11 @@ impl Project {
         for (key, value) in &suite.images {
             command.env(key, value);
         }
+        // A project describing another Python than the template's builds on that image.
+        let python = self.described_python();
+        if let Some((_, key)) = PYTHON_IMAGES.iter().find(|(version, _)| Some(*version) == python.as_deref()) {
+            command.env("PYTHON_IMAGE", value(&suite.images, key));
+        }
         if let Some(config) = &suite.docker_config {
             command.env("DOCKER_CONFIG", config);
         }
@@ -240,6 +270,15 @@ impl Project {
             command.env("XTASK_COMPOSE", compose);
         }
         command
+    }
+
+    /// `python` of the project's description in Cargo.toml, when it has one.
+    fn described_python(&self) -> Option<String> {
+        let manifest = fs::read_to_string(self.path("Cargo.toml")).ok()?;
+        let section = manifest.split_once("[workspace.metadata.django]")?.1;
+        let section = section.split("\n[").next().unwrap_or_default();
+        let line = section.lines().find_map(|l| l.trim().strip_prefix("python"))?;
+        Some(line.trim_start().strip_prefix('=')?.trim().trim_matches('"').to_owned())
     }
 
     /// The package index serving the cached wheels to this project's builds.
@@ -336,6 +375,10 @@ impl Project {
         self.set_env(".env.prod", "HTTP_PORT", &http.to_string());
         self.set_env(".env.prod", "HTTPS_PORT", &https.to_string());
         self.set_env(".env.prod", "GUNICORN_WORKERS", "2");
+        // The scheduler ticks often enough to be watched, and a task a killed worker held is
+        // delivered again after 30 s rather than an hour.
+        self.set_env(".env.prod", "HEARTBEAT_SECONDS", &HEARTBEAT_SECONDS.to_string());
+        self.set_env(".env.prod", "CELERY_VISIBILITY_TIMEOUT", &VISIBILITY_TIMEOUT.to_string());
         Site::tls(https, &self.path("certs/ca.pem"))
     }
 
@@ -372,6 +415,14 @@ impl Project {
             .collect();
         assert_eq!(ids.len(), 1, "expected one {service} container in {}, found {ids:?}", self.compose_project(stack));
         ids[0].clone()
+    }
+
+    /// `query` in the stack's bundled database (`container`, with the user and database of
+    /// `env_file`): its rows, one per line, columns separated by `|`.
+    pub fn psql(&self, container: &str, env_file: &str, query: &str) -> String {
+        let user = self.env_value(env_file, "POSTGRES_USER");
+        let database = self.env_value(env_file, "POSTGRES_DB");
+        docker_ok(&["exec", container, "psql", "-U", &user, "-d", &database, "-tAF", "|", "-c", query])
     }
 
     /// Names of the stack's networks and volumes.
@@ -440,8 +491,13 @@ impl Project {
 
 impl Project {
     /// Untagged images the classic builder (Compose v1) keeps of the builder stage: the
-    /// ones whose history names this run's package index, which no one else uses.
+    /// ones whose history names this run's package index. Only a scenario that ran Compose
+    /// v1 looks for them: the others build with BuildKit, which leaves none, and removing
+    /// them from there could take the stage of a v1 build still running beside it.
     fn build_leftovers(&self) -> Vec<String> {
+        if self.compose.as_deref() != Some("docker-compose") {
+            return Vec::new();
+        }
         let dangling = docker_ok(&["images", "--quiet", "--no-trunc", "--filter", "dangling=true"]);
         dangling
             .lines()
@@ -559,6 +615,15 @@ pub fn host_venv() -> &'static Path {
         }
         venv
     })
+}
+
+/// Held by a scenario whose assertions need the host to itself: a request loop that must
+/// see no failure while it redeploys, on Compose or on Swarm, while it builds new images.
+/// Two such at once starve each other's containers on two cores (a new web container's
+/// name not resolved in time, a request timed out); every other scenario runs beside one.
+pub fn under_load() -> MutexGuard<'static, ()> {
+    static LOAD: Mutex<()> = Mutex::new(());
+    LOAD.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Runs `command`, which must succeed; returns its stdout.

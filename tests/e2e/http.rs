@@ -86,17 +86,36 @@ pub fn get(site: Site, path: &str) -> io::Result<Response> {
 
 /// One request to the site, `Host: localhost:<port>`, with the given extra headers.
 pub fn request(site: Site, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> io::Result<Response> {
+    request_within(site, TIMEOUT, method, path, headers, body)
+}
+
+/// Like [`request`], answered within `timeout` (a request that does much work).
+pub fn request_within(
+    site: Site,
+    timeout: Duration,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<Response> {
     match site.ca {
-        Some(ca) => curl(site, ca, method, path, headers, body),
-        None => plain(site.port, method, path, headers, body),
+        Some(ca) => curl(site, ca, timeout, method, path, headers, body),
+        None => plain(site.port, timeout, method, path, headers, body),
     }
 }
 
-fn plain(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> io::Result<Response> {
+fn plain(
+    port: u16,
+    timeout: Duration,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<Response> {
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut stream = TcpStream::connect_timeout(&address, TIMEOUT)?;
-    stream.set_read_timeout(Some(TIMEOUT))?;
-    stream.set_write_timeout(Some(TIMEOUT))?;
+    let mut stream = TcpStream::connect_timeout(&address, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
@@ -145,6 +164,7 @@ fn read_answer(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
 fn curl(
     site: Site,
     ca: &Path,
+    timeout: Duration,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
@@ -154,7 +174,7 @@ fn curl(
     let (head_file, body_file, sent) = (dir.path().join("head"), dir.path().join("body"), dir.path().join("sent"));
     let mut command = Command::new("curl");
     command
-        .args(["--silent", "--show-error", "--http1.1", "--max-time", &TIMEOUT.as_secs().to_string()])
+        .args(["--silent", "--show-error", "--http1.1", "--max-time", &timeout.as_secs().to_string()])
         .arg("--cacert")
         .arg(ca)
         .args(["--resolve", &format!("localhost:{}:127.0.0.1", site.port), "--request", method])

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::http::{self, Site};
+use super::http::{self, Site};
 
 /// Clients of the request loop, each sending one request at a time.
 pub const CLIENTS: usize = 4;

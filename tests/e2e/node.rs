@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use crate::harness::{text, wait_for};
+use super::harness::{text, wait_for};
 
 /// The host end of the pair, which the manager advertises, and the node's end.
 pub const HOST_ADDRESS: &str = "10.231.0.1";

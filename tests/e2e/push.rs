@@ -4,8 +4,8 @@
 //! pull`; the static image's files are the tarball's; a second push of the same version
 //! is a no-op; a changed web image under the same version is refused with nothing pushed.
 //!
-//! It runs at the end of the release scenario, in its project: the web image that scenario
-//! built is the one pushed, so the suite pays for one cold image build, not two.
+//! It continues from the release scenario, in its project (tests/e2e/chain.rs): the web image
+//! that scenario built is the one pushed.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{docker_ok, free_port, run_ok, text, timing, wait_for, Project};
-use crate::http::{self, Site};
+use super::harness::{docker_ok, free_port, run_ok, text, timing, wait_for, Project};
+use super::http::{self, Site};
 
 const MANIFEST_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
@@ -84,6 +84,12 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+#[test]
+#[ignore = "needs a Docker engine; run with --ignored"]
+fn release_push_pins_both_images_by_digest_and_never_replaces_a_pushed_version() {
+    super::chain::pushed();
 }
 
 /// `release --push` of `version`, the version the project's HEAD is tagged with, whose

@@ -5,17 +5,19 @@
 //! code change, a version whose healthcheck fails (Swarm rolls back by itself), a failing
 //! migration (nothing replaced), `deploy --rollback`, and a web task killed.
 //!
-//! It runs at the end of the release scenario, after the push: the first release deployed is
-//! the one pushed there, and later versions reuse its cached image layers.
+//! It continues from the push scenario, in its project (tests/e2e/chain.rs): the first release
+//! deployed is the one pushed there, and later versions reuse its cached image layers.
 
 use std::fs;
 use std::time::{Duration, Instant};
 
-use crate::harness::{docker, docker_ok, git, suite, text, timing, value, wait_for, Project};
-use crate::http::{self, Site};
-use crate::load::{failures, Load, CLIENTS};
-use crate::node::{self, Node};
-use crate::push::Registry;
+use super::chain::{self, Released};
+use super::harness::{self, docker, docker_ok, git, repo, suite, text, timing, value, wait_for, Project};
+use super::http::{self, Site};
+use super::load::{failures, Load, CLIENTS};
+use super::node::{self, Node};
+use super::push::Registry;
+use super::tasks::{self, Db};
 
 /// The Swarm of this test: initialised on this engine, and on drop the stacks removed (their
 /// containers at once: nothing in them is kept), their volumes too, and the swarm left.
@@ -58,8 +60,17 @@ impl Drop for Swarm {
     }
 }
 
+#[test]
+#[ignore = "needs a Docker engine; run with --ignored"]
+fn deploy_rolls_pushed_releases_out_to_swarm_without_a_failed_request() {
+    let _load = harness::under_load();
+    // The last scenario of the chain: the project is removed when this test ends.
+    let Released { project, registry } = chain::pushed().take();
+    deploys(&project, registry.as_ref().expect("the push stage ran"), chain::VERSION);
+}
+
 /// Deploys `first` (pushed to `registry`), then the later cases, under load.
-pub fn deploys(project: &Project, registry: &Registry, first: &str) {
+fn deploys(project: &Project, registry: &Registry, first: &str) {
     let stack = project.name.clone();
     // A second node, when this machine can make one: joined at the end.
     let second = match Node::start(registry.port) {
@@ -70,13 +81,14 @@ pub fn deploys(project: &Project, registry: &Registry, first: &str) {
         }
     };
     let address = if second.is_some() { node::HOST_ADDRESS } else { "127.0.0.1" };
-    let _swarm = Swarm::init(vec![stack.clone(), format!("{stack}-db")], address);
+    let _swarm = Swarm::init(vec![stack.clone(), format!("{stack}-db"), format!("{stack}-redis")], address);
     let node = docker_ok(&["info", "--format", "{{.Swarm.NodeID}}"]);
     docker_ok(&["node", "update", "--label-add", &format!("{stack}.db=true"), &node]);
     let site = Site::tls(project.env_value(".env.prod", "HTTPS_PORT").parse().unwrap(), &project.path("certs/ca.pem"));
     let prefix = format!("127.0.0.1:{}/{}", registry.port, project.name);
 
     // The first deploy: pages and static files through the edge, images by digest, no secret in a spec.
+    describe_two_workers(project);
     let started = Instant::now();
     let out = project.ok(&["deploy"]);
     timing("swarm: first deploy (database, migrations, site) to converged", started.elapsed());
@@ -90,15 +102,24 @@ pub fn deploys(project: &Project, registry: &Registry, first: &str) {
     assert!(cache.contains("immutable"), "{css}: Cache-Control {cache}");
     assert_images_are_the_manifests(project, &stack);
     assert_no_secret_in_a_spec(project, &stack);
+    let db = tasks_run_once_on_the_swarm(project, &stack, site);
 
     let load = Load::start(site, vec!["/".into(), css.clone()]);
 
     // A code change, rebuilt on the cached dependency layers.
     let first_image = pinned(project, "web");
     project.edit("project-template/core/templates/core/home.html", "<h1>It works</h1>", "<h1>It works, v2</h1>");
+    project.edit("project-template/core/tasks.py", "VERSION = \"1\"", "VERSION = \"2\"");
     release(project, &prefix, "1.2.4");
     assert_rebuilt_on_the_dependency_layers(&first_image, &project.web_image());
+    // Tasks queued and running while Swarm replaces the workers, start-first.
+    let across = tasks::enqueue(site, ACROSS_TASKS, 0.1);
     deploy_under_load(project, &load, "a code change", &["deploy", "1.2.4"]);
+    let runs = db.wait_for_batch(&across, ACROSS_TASKS, Duration::from_secs(300));
+    tasks::assert_exactly_once(&across, ACROSS_TASKS, &runs);
+    let by_new = runs.iter().filter(|r| r.version == "2").count();
+    eprintln!("e2e: swarm: tasks across the code change: {} by the old code, {by_new} by the new", runs.len() - by_new);
+    tasks::assert_one_scheduler_at_a_time(&db.beats(), tasks::HEARTBEAT_SECONDS as f64);
     assert!(super::get_ok(site, "/").text().contains("It works, v2"), "1.2.4 is not served");
     let v2_tasks = web_tasks(&stack);
     assert_eq!(v2_tasks.len(), 2, "{v2_tasks:?}");
@@ -124,8 +145,8 @@ pub fn deploys(project: &Project, registry: &Registry, first: &str) {
     fs::write(project.path(health), good).unwrap();
 
     // A failing migration stops the deploy before any web task is replaced.
-    let migration = "project-template/core/migrations/0002_broken.py";
-    fs::write(project.path(migration), crate::redeploy::BROKEN_MIGRATION).unwrap();
+    let migration = "project-template/core/migrations/0003_broken.py";
+    fs::write(project.path(migration), super::redeploy::BROKEN_MIGRATION).unwrap();
     release(project, &prefix, "1.2.6");
     // Taken now: Swarm's own rollback of 1.2.5 may have replaced a 1.2.4 task with another.
     let serving = web_tasks(&stack);
@@ -276,6 +297,39 @@ fn running(service: &str, field: &str) -> Vec<String> {
         ps.lines().filter(|l| l.contains(" Running")).map(|l| l.split(' ').next().unwrap().to_owned()).collect();
     values.sort();
     values
+}
+
+/// Tasks of 0.1 s enqueued just before the code change is deployed: 20 s of work for the two
+/// workers' four processes, still running when Swarm replaces the workers.
+const ACROSS_TASKS: usize = 800;
+
+/// The template's description, with two worker replicas: the scratch copy has no Cargo.toml,
+/// so this one is the repository's processes and all, and `deploy` reads it.
+fn describe_two_workers(project: &Project) {
+    let manifest = fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    let at = manifest.find("[workspace.metadata.django]").expect("the repository describes its project");
+    let worker = "[workspace.metadata.django.processes.worker]\n";
+    assert!(manifest[at..].contains(worker), "the template's worker is not described");
+    let described = manifest[at..].replacen(worker, &format!("{worker}replicas = 2\n"), 1);
+    fs::write(project.path("Cargo.toml"), format!("[workspace]\n\n{described}")).unwrap();
+}
+
+/// The workers and the scheduler run as services of the release's image: tasks enqueued from
+/// the page run exactly once, and the one scheduler ticks. Returns the database's rows.
+fn tasks_run_once_on_the_swarm<'p>(project: &'p Project, stack: &str, site: Site) -> Db<'p> {
+    for (process, replicas) in [("worker", 2), ("beat", 1)] {
+        let tasks = running(&format!("{stack}_{process}"), "{{.ID}}");
+        assert_eq!(tasks.len(), replicas, "{process} does not run {replicas} task(s): {tasks:?}");
+    }
+    let filter = format!("label=com.docker.swarm.service.name={stack}-db_db");
+    let db = Db { project, container: docker_ok(&["ps", "-q", "--filter", &filter]), env_file: ".env.prod" };
+    let batch = tasks::enqueue(site, 50, 0.0);
+    let runs = db.wait_for_batch(&batch, 50, Duration::from_secs(180));
+    tasks::assert_exactly_once(&batch, 50, &runs);
+    let ticked = wait_for(Duration::from_secs(60), Duration::from_secs(1), || (db.beats().len() >= 3).then_some(()));
+    assert!(ticked.is_some(), "the scheduler did not tick on the swarm: {:?}", db.beats());
+    tasks::assert_one_scheduler_at_a_time(&db.beats(), tasks::HEARTBEAT_SECONDS as f64);
+    db
 }
 
 /// The ids of web's running tasks, sorted.

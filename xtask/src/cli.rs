@@ -50,6 +50,8 @@ pub enum Command {
     Init(InitArgs),
     /// Check the configuration (with --prod: refuse an unsafe production setup)
     Check(StackArgs),
+    /// Run the project's test suite in the production image, against a throwaway Postgres
+    Test(TestArgs),
     /// Build the release artifacts: static tarball, image tarball, SHA256SUMS, manifest
     Release(ReleaseArgs),
     /// Check release artifacts against SHA256SUMS and manifest.json
@@ -78,9 +80,12 @@ pub struct DevArgs {
     /// Rebuild the images before starting
     #[arg(long)]
     pub build: bool,
-    /// Run in the background
+    /// Run in the background, once web answers its healthcheck
     #[arg(short, long)]
     pub detach: bool,
+    /// With --detach: seconds to wait for every healthcheck to pass
+    #[arg(long, value_name = "SECONDS", default_value_t = 180, requires = "detach")]
+    pub wait_timeout: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -97,6 +102,9 @@ pub struct ProdArgs {
     /// Switch back to the web image that served before the last redeploy (no build, no migration)
     #[arg(long, conflicts_with = "no_build")]
     pub rollback: bool,
+    /// Deploy even when the stack already runs this image with this configuration
+    #[arg(long, conflicts_with = "rollback")]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -106,6 +114,13 @@ pub struct ManageArgs {
     pub prod: bool,
     /// The manage.py command and its arguments, after `--`
     #[arg(last = true, required = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TestArgs {
+    /// Arguments of `manage.py test` (labels, --parallel, ...), after `--`
+    #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
 }
 
@@ -269,6 +284,10 @@ pub struct CiArgs {
     /// Leave out the step named NAME (as the summary table names it); repeat for more
     #[arg(long, value_name = "NAME")]
     pub skip: Vec<String>,
+    /// Let a test that cannot run on this machine pass as skipped, named with its reason in the
+    /// summary, instead of failing its step
+    #[arg(long)]
+    pub allow_skips: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -7,6 +7,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 
 use crate::cli::Global;
 
+#[derive(Debug, Clone)]
 pub struct Context {
     pub root: PathBuf,
     pub name: String,
@@ -18,19 +19,12 @@ impl Context {
     pub fn new(global: Global) -> Result<Context> {
         let root = project_root()?;
         let name = project_name(&root)?;
+        crate::process::set_verbose(global.verbose);
         Ok(Context { root, name, dry_run: global.dry_run, verbose: global.verbose })
     }
 
     pub fn path(&self, relative: &str) -> PathBuf {
         self.root.join(relative)
-    }
-
-    /// A shell for short probes and captures, working in the project root so that
-    /// what it runs does not depend on where the user stands.
-    pub fn shell(&self) -> Result<xshell::Shell> {
-        let sh = xshell::Shell::new().context("cannot start a shell")?;
-        sh.change_dir(&self.root);
-        Ok(sh)
     }
 }
 

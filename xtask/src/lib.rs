@@ -8,6 +8,7 @@
 //! [`db`] backs up and restores the database, and [`ci`] runs every check with the
 //! [`tools`] it installs; [`new`] starts a repository of its own from this one.
 
+pub mod certs;
 pub mod ci;
 pub mod cli;
 pub mod clock;
@@ -15,9 +16,17 @@ pub mod config;
 pub mod context;
 pub mod db;
 pub mod deploy;
+pub mod env_template;
+pub mod envfile;
+pub mod files;
+pub mod manifest;
 pub mod new;
 pub mod plan;
+pub mod preflight;
+pub mod process;
 pub mod project;
+pub mod redis;
+pub mod registry;
 pub mod release;
 pub mod sha256;
 pub mod stack;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use xtask::cli::{Cli, Command};
 use xtask::config::{check, init};
-use xtask::plan::run_error;
+use xtask::process::error;
 use xtask::{ci, db, deploy, new, release, stack, tls, Context};
 
 fn main() -> ExitCode {
@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Ps(args) => stack::ps(&cx, args),
         Command::Init(args) => init::init(&cx, args),
         Command::Check(args) => check::check(&cx, args),
+        Command::Test(args) => stack::test::test(&cx, args),
         Command::Release(args) => release::release(&cx, args),
         Command::Verify(args) => release::verify::verify(&cx, args),
         Command::Db(args) => db::db(&cx, args),
@@ -29,5 +30,5 @@ fn main() -> ExitCode {
         Command::New(args) => new::new(&cx, args),
         Command::Deploy(args) => deploy::deploy(&cx, args),
     });
-    run_error::exit_code(result)
+    error::exit_code(result)
 }

@@ -90,6 +90,28 @@ STORAGES = {
 # Largest accepted upload; nginx's client_max_body_size is set a little above it.
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
+# Background work: Celery with Redis as its broker. A task is acknowledged once it has run,
+# so one a stopped worker held is delivered again; a worker takes one task at a time, so a
+# warm shutdown finishes it rather than a queue of prefetched ones.
+REDIS_URL = env.string("REDIS_URL")
+CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# How long a task taken by a worker that vanished (killed, its node lost) waits before it is
+# delivered again: longer than the longest task, or that task runs twice. Workers look for
+# such tasks every 10 s (kombu's default looks every 100 s, one Redis query each time).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.integer("CELERY_VISIBILITY_TIMEOUT", default=3600, minimum=1),
+    "unacked_restore_throttle": 1,
+}
+HEARTBEAT_SECONDS = env.integer("HEARTBEAT_SECONDS", default=60, minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    "heartbeat": {"task": "core.tasks.heartbeat", "schedule": float(HEARTBEAT_SECONDS)},
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

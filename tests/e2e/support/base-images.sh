@@ -4,25 +4,30 @@
 # usage: tests/e2e/support/base-images.sh [OUTPUT_FILE]
 #
 # For each of PYTHON_IMAGE, POSTGRES_IMAGE and NGINX_IMAGE (defaults: the images
-# the project uses, python:3.12-slim, postgres:17-alpine, nginx:1.27-alpine) the
-# image is used as is when it is present locally or can be pulled. Otherwise a
-# local stand-in is built from a Debian bookworm root filesystem:
+# the project uses, python:3.13-slim, postgres:17-alpine, nginx:1.27-alpine) and of
+# PYTHON_IMAGE_3_11 and PYTHON_IMAGE_3_13 (python:3.11-slim, python:3.13-slim: the
+# images of the other Python versions a project may describe) the image is used as
+# is when it is present locally or can be pulled. Otherwise a local stand-in is built
+# from a Debian root filesystem, of the suite whose python3 is the version wanted:
 #
-#   xtask-e2e/python:bookworm    python/pip (3.11), useradd/adduser, pip may
-#                                install into the system interpreter
+#   xtask-e2e/python:trixie      python/pip (3.13), useradd/adduser, pip may
+#                                install into the system interpreter (trixie)
+#   xtask-e2e/python:bookworm    the same with Python 3.11 (bookworm)
 #   xtask-e2e/postgres:bookworm  PostgreSQL 15 with the official image's
 #                                entrypoint contract (POSTGRES_USER/PASSWORD/DB,
 #                                PGDATA=/var/lib/postgresql/data, pg_isready)
 #   xtask-e2e/nginx:bookworm     nginx 1.22, daemon off, conf.d/*.conf, logs to
 #                                stdout/stderr, wget and curl for healthchecks
+#   xtask-e2e/redis:bookworm     redis-server 7 as the user redis, data in /data
 #
 # Prints the KEY=image assignments to use (one per line) on stdout, or writes
 # them to OUTPUT_FILE. Progress goes to stderr.
 #
-# The debootstrap output is cached as target/e2e-cache/rootfs-bookworm-<key>.tar
-# and imported once as xtask-e2e/rootfs:bookworm; standin/Dockerfile adds the
-# shared files (xtask-e2e/standin-common:bookworm, classic builder) and each
-# stand-in is a `docker commit` of it with its own config. Images are rebuilt
+# The debootstrap output is cached as target/e2e-cache/rootfs-<suite>-<key>.tar
+# and imported once as xtask-e2e/rootfs:<suite>; standin/Dockerfile adds the
+# shared files to bookworm's (xtask-e2e/standin-common:bookworm, classic builder)
+# and each stand-in is a `docker commit` of it (trixie's python: of its root
+# filesystem) with its own config. Images are rebuilt
 # only when their recipe (standin/ and the config below) changes; a warm run
 # takes well under a second. Needs root for debootstrap (installed with apt-get
 # when missing).
@@ -41,25 +46,37 @@ out_file="${1:-}"
 SUITE=bookworm
 # Bump when the way the root filesystem is made changes (invalidates the cache).
 ROOTFS_RECIPE=1
+# python3-dev: python:*-slim ships Python's headers, which a requirement built from source needs.
+PYTHON_PACKAGES=(ca-certificates adduser procps python3 python3-venv python3-pip python-is-python3 python3-dev)
 PACKAGES=(
-    ca-certificates adduser procps
-    python3 python3-venv python3-pip python-is-python3
+    "${PYTHON_PACKAGES[@]}"
     postgresql
     nginx gettext-base wget curl
+    redis-server
 )
-ROOTFS_TAG="xtask-e2e/rootfs:$SUITE"
+# The suite whose python3 is Python 3.13: its root filesystem holds Python only.
+PYTHON_SUITE=trixie
 declare -A STANDIN=(
-    [PYTHON_IMAGE]="xtask-e2e/python:$SUITE"
+    [PYTHON_IMAGE]="xtask-e2e/python:$PYTHON_SUITE"
+    [PYTHON_IMAGE_3_11]="xtask-e2e/python:$SUITE"
+    [PYTHON_IMAGE_3_13]="xtask-e2e/python:$PYTHON_SUITE"
     [POSTGRES_IMAGE]="xtask-e2e/postgres:$SUITE"
     [NGINX_IMAGE]="xtask-e2e/nginx:$SUITE"
+    [REDIS_IMAGE]="xtask-e2e/redis:$SUITE"
 )
-declare -A TARGET=([PYTHON_IMAGE]=python [POSTGRES_IMAGE]=postgres [NGINX_IMAGE]=nginx)
+declare -A TARGET=(
+    [PYTHON_IMAGE]=python-3.13 [PYTHON_IMAGE_3_11]=python [PYTHON_IMAGE_3_13]=python-3.13
+    [POSTGRES_IMAGE]=postgres [NGINX_IMAGE]=nginx [REDIS_IMAGE]=redis
+)
 declare -A DEFAULT=(
-    [PYTHON_IMAGE]="python:3.12-slim"
+    [PYTHON_IMAGE]="python:3.13-slim"
+    [PYTHON_IMAGE_3_11]="python:3.11-slim"
+    [PYTHON_IMAGE_3_13]="python:3.13-slim"
     [POSTGRES_IMAGE]="postgres:17-alpine"
     [NGINX_IMAGE]="nginx:1.27-alpine"
+    [REDIS_IMAGE]="redis:7-alpine"
 )
-KEYS=(PYTHON_IMAGE POSTGRES_IMAGE NGINX_IMAGE)
+KEYS=(PYTHON_IMAGE PYTHON_IMAGE_3_11 PYTHON_IMAGE_3_13 POSTGRES_IMAGE NGINX_IMAGE REDIS_IMAGE)
 LABEL=org.xtask-e2e
 
 start=$SECONDS
@@ -99,18 +116,20 @@ done
 # shellcheck source=tests/e2e/support/debian.sh
 source "$here/debian.sh"
 
+# build_rootfs_tar TAR SUITE PACKAGE...
 build_rootfs_tar() {
-    local tar=$1 work
+    local tar=$1 suite=$2 work
+    shift 2
     [ "$(id -u)" = 0 ] || die "building the root filesystem needs root (debootstrap)"
     ensure_debootstrap
     work=$(mktemp -d "$cache/rootfs.XXXXXX")
     trap 'unmount_under "'"$work"'"; rm -rf "'"$work"'"' EXIT
     local mirror="${E2E_DEBIAN_MIRROR:-$(host_mirror)}"
-    log "debootstrap $SUITE from $mirror (log: $work/debootstrap.log)"
+    log "debootstrap $suite from $mirror (log: $work/debootstrap.log)"
     local t0=$SECONDS
     if ! debootstrap --variant=minbase --components=main \
-            --include="$(IFS=,; echo "${PACKAGES[*]}")" \
-            "$SUITE" "$work/root" "$mirror" >"$work/debootstrap.log" 2>&1; then
+            --include="$(IFS=,; echo "$*")" \
+            "$suite" "$work/root" "$mirror" >"$work/debootstrap.log" 2>&1; then
         tail -n 30 "$work/debootstrap.log" >&2
         cat "$work/root/debootstrap/debootstrap.log" 2>/dev/null | tail -n 30 >&2 || true
         die "debootstrap failed"
@@ -132,29 +151,31 @@ build_rootfs_tar() {
     trap - EXIT
 }
 
+# ensure_rootfs_image SUITE PACKAGE...: xtask-e2e/rootfs:SUITE holding PACKAGE...; sets ROOTFS_KEY.
 ensure_rootfs_image() {
-    local key tar
-    key=$(printf '%s\n' "$SUITE" "$ROOTFS_RECIPE" "${PACKAGES[@]}" | sha)
-    if have_image "$ROOTFS_TAG" && [ "$(image_label "$ROOTFS_TAG" "$LABEL.rootfs")" = "$key" ]; then
+    local suite=$1 key tar tag="xtask-e2e/rootfs:$1"
+    shift
+    key=$(printf '%s\n' "$suite" "$ROOTFS_RECIPE" "$@" | sha)
+    if have_image "$tag" && [ "$(image_label "$tag" "$LABEL.rootfs")" = "$key" ]; then
         ROOTFS_KEY=$key; return
     fi
-    tar="$cache/rootfs-$SUITE-$key.tar"
+    tar="$cache/rootfs-$suite-$key.tar"
     if [ -s "$tar" ]; then
         log "using cached $tar"
     else
-        find "$cache" -maxdepth 1 -name "rootfs-$SUITE-*.tar*" -delete
-        build_rootfs_tar "$tar"
+        find "$cache" -maxdepth 1 -name "rootfs-$suite-*.tar*" -delete
+        build_rootfs_tar "$tar" "$suite" "$@"
     fi
-    log "importing $tar as $ROOTFS_TAG"
+    log "importing $tar as $tag"
     local old t0=$SECONDS
-    old=$(docker image inspect --format '{{.Id}}' "$ROOTFS_TAG" 2>/dev/null || true)
+    old=$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
     docker import \
         --change "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
         --change "ENV LANG=C.UTF-8" \
         --change "LABEL $LABEL.rootfs=$key" \
         --change 'CMD ["bash"]' \
-        --message "Debian $SUITE root filesystem for the end-to-end tests" \
-        "$tar" "$ROOTFS_TAG" >/dev/null
+        --message "Debian $suite root filesystem for the end-to-end tests" \
+        "$tar" "$tag" >/dev/null
     log "import took $((SECONDS - t0))s"
     [ -z "$old" ] || docker rmi "$old" >/dev/null 2>&1 || true
     ROOTFS_KEY=$key
@@ -170,6 +191,11 @@ CHANGES_python=(
 # with the stand-in too.
 PREP_python='rm -f /usr/bin/wget /usr/bin/curl'
 STOP_python=''
+# trixie's python, made from its root filesystem: what the common layer does for bookworm's
+# (pip may install into the system interpreter), without the postgres and nginx parts.
+CHANGES_python_3_13=("${CHANGES_python[@]}")
+PREP_python_3_13='rm -f /usr/bin/wget /usr/bin/curl /usr/lib/python3*/EXTERNALLY-MANAGED'
+STOP_python_3_13=''
 CHANGES_postgres=(
     'ENV PG_MAJOR=15'
     'ENV PGDATA=/var/lib/postgresql/data'
@@ -188,13 +214,23 @@ CHANGES_nginx=(
 )
 STOP_nginx=SIGQUIT
 PREP_nginx=''
+# redis:7-alpine runs redis-server as the user redis, its data in /data.
+CHANGES_redis=(
+    'WORKDIR /data'
+    'VOLUME /data'
+    'EXPOSE 6379'
+    'CMD ["redis-server"]'
+)
+PREP_redis='mkdir -p /data && chown redis:redis /data && redis-server --version'
+STOP_redis=''
 
 COMMON_TAG="xtask-e2e/standin-common:$SUITE"
 recipe_hash() {
     (
         echo "$ROOTFS_KEY"
         declare -p CHANGES_python PREP_python STOP_python CHANGES_postgres PREP_postgres \
-            STOP_postgres CHANGES_nginx PREP_nginx STOP_nginx
+            STOP_postgres CHANGES_nginx PREP_nginx STOP_nginx CHANGES_python_3_13 PREP_python_3_13 \
+            STOP_python_3_13 CHANGES_redis PREP_redis STOP_redis
         cd "$here/standin" && find . -type f | LC_ALL=C sort | xargs sha256sum
     ) | sha
 }
@@ -208,7 +244,7 @@ ensure_common_image() {
     old=$(docker image inspect --format '{{.Id}}' "$COMMON_TAG" 2>/dev/null || true)
     # The classic builder works with every engine and needs no buildx plugin.
     DOCKER_BUILDKIT=0 docker build --force-rm -q \
-        --build-arg "ROOTFS=$ROOTFS_TAG" --label "$LABEL.recipe=$RECIPE" \
+        --build-arg "ROOTFS=xtask-e2e/rootfs:$SUITE" --label "$LABEL.recipe=$RECIPE" \
         -t "$COMMON_TAG" "$here/standin" >/dev/null 2>"$cache/build-standin.log" \
         || { cat "$cache/build-standin.log" >&2; die "building $COMMON_TAG failed"; }
     remove_if_replaced "$old" "$COMMON_TAG"
@@ -223,26 +259,30 @@ remove_if_replaced() {
 }
 
 build_standin() {
-    local key=$1 tag=${STANDIN[$1]} target=${TARGET[$1]} old container
+    local key=$1 tag=${STANDIN[$1]} target=${TARGET[$1]} old container from="$COMMON_TAG"
     if have_image "$tag" && [ "$(image_label "$tag" "$LABEL.recipe")" = "$RECIPE" ]; then
         log "$tag is up to date"
         return
     fi
-    ensure_common_image
+    if [ "$target" = python-3.13 ]; then
+        from="xtask-e2e/rootfs:$PYTHON_SUITE"
+    else
+        ensure_common_image
+    fi
     log "creating $tag"
     old=$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
-    local -n changes="CHANGES_$target"
-    local prep_var="PREP_$target" stop_var="STOP_$target"
+    local -n changes="CHANGES_${target//[.-]/_}"
+    local prep_var="PREP_${target//[.-]/_}" stop_var="STOP_${target//[.-]/_}"
     local args=() create=(--name "xtask-e2e-standin-$target-$$" --network none --entrypoint "") c
     for c in "${changes[@]}" "LABEL $LABEL.recipe=$RECIPE"; do args+=(--change "$c"); done
     [ -z "${!stop_var}" ] || create+=(--stop-signal "${!stop_var}")
     container="xtask-e2e-standin-$target-$$"
     # The container's entrypoint (none) and command are replaced by the --change lines.
     if [ -n "${!prep_var}" ]; then
-        docker run "${create[@]}" "$COMMON_TAG" /bin/sh -c "${!prep_var}" >&2 \
+        docker run "${create[@]}" "$from" /bin/sh -c "${!prep_var}" >&2 \
             || { docker rm -f "$container" >/dev/null 2>&1; die "preparing $tag failed"; }
     else
-        docker create "${create[@]}" "$COMMON_TAG" true >/dev/null
+        docker create "${create[@]}" "$from" true >/dev/null
     fi
     docker commit "${args[@]}" "$container" "$tag" >/dev/null \
         || { docker rm -f "$container" >/dev/null 2>&1; die "committing $tag failed"; }
@@ -251,7 +291,11 @@ build_standin() {
 }
 
 if [ "${#needed[@]}" -gt 0 ]; then
-    ensure_rootfs_image
+    # The recipe names both root filesystems, so a change of either rebuilds the stand-ins.
+    ensure_rootfs_image "$PYTHON_SUITE" "${PYTHON_PACKAGES[@]}"
+    PYTHON_ROOTFS_KEY=$ROOTFS_KEY
+    ensure_rootfs_image "$SUITE" "${PACKAGES[@]}"
+    ROOTFS_KEY="$ROOTFS_KEY $PYTHON_ROOTFS_KEY"
     RECIPE=$(recipe_hash)
     for key in "${needed[@]}"; do
         build_standin "$key"

@@ -6,15 +6,21 @@
 #        tests/e2e/support/wheelhouse.sh stop  [--dir DIR] stop the server
 #
 # options:
-#   -r FILE           requirements (default: project-template/requirements.txt)
+#   -r FILE           requirements (default: project-template/requirements.txt);
+#                     repeat it for more files
 #   --image IMAGE     take the target Python version and glibc from this image
 #                     (e.g. the PYTHON_IMAGE printed by base-images.sh)
 #   --python-version X.Y, --glibc X.Y
 #                     target explicitly (default 3.11 and glibc 2.36, i.e. Debian
 #                     bookworm's python3, the python stand-in); wheels tagged
 #                     manylinux for that glibc or older are accepted
+#   --target X.Y:GLIBC
+#                     one more target (Python X.Y on glibc GLIBC): the index serves
+#                     the wheels of every target
+#   --sdist SPEC      a source distribution to serve too (e.g. psycopg2==2.9.10), for
+#                     a build that compiles it
 #   --dir DIR         wheelhouse directory
-#                     (default: target/e2e-cache/wheelhouse-py<X.Y>)
+#                     (default: target/e2e-cache/wheelhouse-py<X.Y>[-...])
 #   --out FILE        write the KEY=value lines to FILE instead of stdout
 #   --owner PID       "start": the server also ends by itself once process PID has
 #                     ended (a test run serving one index to all its scenarios)
@@ -51,11 +57,15 @@ usage() { sed -n '2,/^set -E/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >
 cmd=${1:-}; [ $# -gt 0 ] && shift
 case "$cmd" in start|build|stop) ;; *) usage ;; esac
 
-req="$repo/project-template/requirements.txt"
+reqs=()
+targets=()
+sdists=()
 image="" pyver="" glibc="" dir="" out="" owner=""
 while [ $# -gt 0 ]; do
     case "$1" in
-        -r|--requirements) req=$2; shift 2 ;;
+        -r|--requirements) reqs+=("$2"); shift 2 ;;
+        --target) targets+=("$2"); shift 2 ;;
+        --sdist) sdists+=("$2"); shift 2 ;;
         --image) image=$2; shift 2 ;;
         --python-version) pyver=$2; shift 2 ;;
         --glibc) glibc=$2; shift 2 ;;
@@ -66,6 +76,7 @@ while [ $# -gt 0 ]; do
         *) die "unknown argument: $1" ;;
     esac
 done
+[ "${#reqs[@]}" -gt 0 ] || reqs=("$repo/project-template/requirements.txt")
 
 emit() {
     if [ -n "$out" ]; then
@@ -104,15 +115,19 @@ if [ -n "$image" ]; then
         glibc=$img_glibc
     fi
 fi
-: "${pyver:=3.11}"
-: "${glibc:=2.36}"
+if [ -n "$pyver$glibc" ] || [ "${#targets[@]}" -eq 0 ]; then
+    targets=("${pyver:-3.11}:${glibc:-2.36}" "${targets[@]}")
+fi
 # pip does not widen --platform to older manylinux tags: list them all.
-platforms=()
-for ((minor = ${glibc#*.}; minor >= 5; minor--)); do
-    platforms+=(--platform "manylinux_2_${minor}_x86_64")
-done
-platforms+=(--platform manylinux2014_x86_64 --platform manylinux2010_x86_64 --platform manylinux1_x86_64)
-: "${dir:=$cache/wheelhouse-py$pyver}"
+platforms_for() {
+    local glibc=$1 minor
+    for ((minor = ${glibc#*.}; minor >= 5; minor--)); do
+        printf '%s\n' --platform "manylinux_2_${minor}_x86_64"
+    done
+    printf '%s\n' --platform manylinux2014_x86_64 --platform manylinux2010_x86_64 --platform manylinux1_x86_64
+}
+versions=$(printf '%s\n' "${targets[@]}" | cut -d: -f1 | tr '\n' '-')
+: "${dir:=$cache/wheelhouse-py${versions%-}}"
 mkdir -p "$dir"
 
 if [ "$cmd" = stop ]; then
@@ -124,20 +139,30 @@ exec 9>"$dir.lock"
 flock 9
 
 # --- download + index ----------------------------------------------------------
-[ -f "$req" ] || die "requirements file not found: $req"
-stamp=$( (printf '%s\n' "$pyver" "$glibc" "${EXTRAS[@]}"; cat "$req"; cat "$here/wheelhouse.py") | sha256sum | cut -c1-16)
+for req in "${reqs[@]}"; do [ -f "$req" ] || die "requirements file not found: $req"; done
+stamp=$( (printf '%s\n' "${targets[@]}" "${EXTRAS[@]}" "${sdists[@]}"; cat "${reqs[@]}" "$here/wheelhouse.py") \
+    | sha256sum | cut -c1-16)
 if [ "$(cat "$dir/.stamp" 2>/dev/null)" = "$stamp" ] && [ -s "$dir/simple/index.html" ]; then
     log "up to date: $dir ($(find "$dir/files" -type f | wc -l) files)"
 else
     t0=$SECONDS
-    log "downloading wheels for Python $pyver, glibc $glibc, from $req"
     rm -rf "$dir/files" "$dir/simple" "$dir/.stamp"
     mkdir -p "$dir/files"
-    target=(--only-binary=:all: --implementation cp --python-version "$pyver" "${platforms[@]}")
-    "$PY" -m pip download --quiet --disable-pip-version-check --dest "$dir/files" "${target[@]}" -r "$req" >&2 \
-        || die "pip download failed for $req"
-    "$PY" -m pip download --quiet --disable-pip-version-check --dest "$dir/files" "${target[@]}" "${EXTRAS[@]}" >&2 \
-        || die "pip download failed for ${EXTRAS[*]}"
+    requirements=()
+    for req in "${reqs[@]}"; do requirements+=(-r "$req"); done
+    for target in "${targets[@]}"; do
+        log "downloading wheels for Python ${target%%:*}, glibc ${target#*:}, from ${reqs[*]}"
+        mapfile -t platforms < <(platforms_for "${target#*:}")
+        wanted=(--only-binary=:all: --implementation cp --python-version "${target%%:*}" "${platforms[@]}")
+        "$PY" -m pip download --quiet --disable-pip-version-check --dest "$dir/files" "${wanted[@]}" \
+            "${requirements[@]}" >&2 || die "pip download failed for ${reqs[*]}"
+        "$PY" -m pip download --quiet --disable-pip-version-check --dest "$dir/files" "${wanted[@]}" \
+            "${EXTRAS[@]}" >&2 || die "pip download failed for ${EXTRAS[*]}"
+    done
+    if [ "${#sdists[@]}" -gt 0 ]; then
+        "$PY" -m pip download --quiet --disable-pip-version-check --dest "$dir/files" --no-deps \
+            --no-binary :all: "${sdists[@]}" >&2 || die "pip download failed for ${sdists[*]}"
+    fi
     "$PY" "$here/wheelhouse.py" index "$dir"
     echo "$stamp" > "$dir/.stamp"
     log "downloaded $(find "$dir/files" -type f | wc -l) files in $((SECONDS - t0))s"

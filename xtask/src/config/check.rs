@@ -4,10 +4,10 @@
 use anyhow::Result;
 
 use crate::cli::StackArgs;
-use crate::config::preflight;
 use crate::context::Context;
 use crate::plan::runner;
 use crate::plan::{Plan, Task};
+use crate::preflight;
 use crate::stack::compose::Stack;
 use crate::stack::{self, OneOff};
 
@@ -18,10 +18,10 @@ pub fn check(cx: &Context, args: StackArgs) -> Result<()> {
         preflight::refuse_invalid_dev(&stack::load_env(cx, Stack::Dev)?)?;
         (Stack::Dev, ["check"].as_slice())
     };
-    let base = stack::prepare(cx, stack)?;
+    let (base, stage) = stack::prepare_build(cx, stack)?;
     // The system checks need no database, so none is started for them; the network and
     // volumes Compose creates for the one-off are removed again, so a check changes nothing.
-    let checks = stack::built_one_off(&base, &stack.project(cx), OneOff::NoDeps, &[], django_check)?;
+    let checks = stack::built_one_off(stage, &base, &stack.project(cx), OneOff::NoDeps, &[], django_check)?;
     let tidy = Task::Tidy { project: stack.project(cx), dir: cx.root.clone(), tasks: checks.tasks };
     runner::execute(cx, Plan::default().then(tidy))
 }

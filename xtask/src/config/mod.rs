@@ -1,7 +1,5 @@
-//! The stacks' settings: the env files, how they are read (`envfile`), written with fresh
-//! secrets (`init`), and refused when unsafe for production (`preflight`, `check`).
+//! The stacks' settings as commands: `init` writes an env file with fresh secrets, `check`
+//! refuses a bad one (with `--prod`, an unsafe production setup) and runs Django's checks.
 
 pub mod check;
-pub mod envfile;
 pub mod init;
-pub mod preflight;

@@ -14,8 +14,10 @@ use crate::cli::{DbArgs, DbBackupArgs, DbCommand, DbListArgs, DbRestoreArgs, Sta
 use crate::clock;
 use crate::context::Context;
 use crate::plan::runner;
-use crate::plan::sink::{self, Checksum};
-use crate::plan::{Plan, Sink, Task};
+use crate::plan::{Action, Plan, Sink, Task};
+use crate::process::sink::{self, Checksum};
+use crate::stack::compose::Stack;
+use crate::stack::released::Forget;
 use target::{Database, Input};
 
 /// Where backups go unless `--out` says otherwise (git-ignored).
@@ -44,27 +46,48 @@ fn backup(cx: &Context, args: DbBackupArgs) -> Result<()> {
         bail!("{} already exists: run the backup again in a second", path.display());
     }
     let dump = db.command(cx, &["pg_dump", "--format=custom"], Input::Nothing)?;
-    runner::execute(cx, Plan::default().run(dump.stdout(Sink { path: path.clone(), checksum: true })))?;
-    if !cx.dry_run {
-        require_archive(&path)?;
-        let size = fs::metadata(&path).with_context(|| format!("cannot read {}", path.display()))?.len();
-        println!("backed up database {} to {} ({})", db.name, path.display(), human::size(size));
+    let sink = Sink { path: path.clone(), checksum: true };
+    let plan = Plan::default().run(dump.stdout(sink)).then(Task::act(Archived { path, database: db.name }));
+    runner::execute(cx, plan)
+}
+
+/// A dump is a backup only once its file is a `pg_dump` archive (see [`require_archive`]).
+#[derive(Debug)]
+struct Archived {
+    path: PathBuf,
+    database: String,
+}
+
+impl Action for Archived {
+    fn render(&self) -> String {
+        format!("# then: check that {} is a pg_dump archive (PGDMP), else remove it", self.path.display())
     }
-    Ok(())
+
+    fn run(&self, _: &Context) -> Result<()> {
+        require_archive(&self.path)?;
+        let size = fs::metadata(&self.path).with_context(|| format!("cannot read {}", self.path.display()))?.len();
+        println!("backed up database {} to {} ({})", self.database, self.path.display(), human::size(size));
+        Ok(())
+    }
 }
 
 fn restore(cx: &Context, args: DbRestoreArgs) -> Result<()> {
     let file = std::path::absolute(&args.file).with_context(|| format!("cannot find {}", args.file.display()))?;
     require_intact(&file)?;
     let db = Database::locate(cx, args.prod)?;
-    if !args.yes && !cx.dry_run {
-        println!("{}", summary(cx, &db, &file)?);
-        let prod = if args.prod { " --prod" } else { "" };
-        bail!(
+    let prod = if args.prod { " --prod" } else { "" };
+    let consent = Consent {
+        yes: args.yes,
+        summary: summary(cx, &db, &file)?,
+        refusal: format!(
             "refusing to replace database {} without --yes: run `cargo xtask db restore {}{prod} --yes`",
             db.name,
             args.file.display()
-        );
+        ),
+    };
+    if !args.yes {
+        // Nothing past the refusal is planned: not even the engine is asked.
+        return runner::execute(cx, Plan::default().then(Task::act(consent)));
     }
     let step = db.command(cx, RESTORE, Input::File(file.clone()))?;
     let into = format!("database {} on {} of the {} stack", db.name, db.host(), db.stack.suffix());
@@ -72,7 +95,38 @@ fn restore(cx: &Context, args: DbRestoreArgs) -> Result<()> {
         .then(Task::Say(format!("restoring {} into {into}", file.display())))
         .run(step)
         .then(Task::Say(format!("restored {into} from {}", file.display())));
+    // The migrations the restored data lacks run on the next `prod`.
+    let plan = match db.stack {
+        Stack::Prod { .. } => plan.then(Task::act(Forget { dir: cx.root.clone() })),
+        Stack::Dev => plan,
+    };
     runner::execute(cx, plan)
+}
+
+/// A restore replaces what the database holds: without `--yes` it stops before, showing
+/// what would be replaced by what.
+#[derive(Debug)]
+struct Consent {
+    yes: bool,
+    summary: String,
+    refusal: String,
+}
+
+impl Action for Consent {
+    fn render(&self) -> String {
+        match self.yes {
+            true => String::new(),
+            false => format!("# stop here, showing what would be replaced: {}", self.refusal),
+        }
+    }
+
+    fn run(&self, _: &Context) -> Result<()> {
+        if !self.yes {
+            println!("{}", self.summary);
+            bail!("{}", self.refusal);
+        }
+        Ok(())
+    }
 }
 
 fn list(cx: &Context, args: DbListArgs) -> Result<()> {

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::deploy::registry;
-use crate::release::manifest::{self, Release};
+use crate::manifest::{self, Release};
+use crate::registry;
 
 /// A pushed release: its version and the pinned reference of each image kind.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,12 +7,14 @@ use std::fs;
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::config::envfile::EnvFile;
+use crate::certs::{self, Mode};
 use crate::context::Context;
+use crate::envfile::{holds_secret, EnvFile};
+use crate::project::processes::Process;
 use crate::sha256;
 use crate::stack::compose::Stack;
 use crate::stack::ports;
-use crate::tls::{self, Mode};
+use crate::stack::NGINX_CONF;
 
 /// Variables that configure the stack itself (ports, images, certificates, builds), not
 /// Django: they stay out of the services' environment.
@@ -29,6 +31,7 @@ const STACK_ONLY: &[&str] = &[
     "PYTHON_IMAGE",
     "POSTGRES_IMAGE",
     "NGINX_IMAGE",
+    "REDIS_IMAGE",
     "PIP_INDEX_URL",
     "BUILD_NETWORK",
     "WEB_REPLICAS",
@@ -36,9 +39,8 @@ const STACK_ONLY: &[&str] = &[
 
 const DEFAULT_REPLICAS: u64 = 2;
 const DEFAULT_POSTGRES_IMAGE: &str = "postgres:17-alpine";
+const DEFAULT_REDIS_IMAGE: &str = "redis:7-alpine";
 const DEFAULT_NGINX_IMAGE: &str = "nginx:1.27-alpine";
-/// The production stack's nginx configuration, which the edge runs as a Swarm config.
-const NGINX_CONF: &str = "docker/nginx/default.conf";
 
 /// A value that becomes a Swarm secret (or config). Those are immutable, so the name carries
 /// the first 12 hex digits of the value's SHA-256: a changed value is a new object, which the
@@ -72,13 +74,10 @@ pub struct Settings {
     pub https_port: u16,
     /// `Some(image)` when POSTGRES_HOST is the bundled database.
     pub bundled_db: Option<String>,
-}
-
-/// A variable whose value is a secret: the two the stack sets, and by name anything that
-/// holds a password, a secret, a token or a key.
-pub fn is_secret(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    ["PASSWORD", "SECRET", "TOKEN"].iter().any(|word| upper.contains(word)) || upper.ends_with("_KEY")
+    /// `Some(image)` when REDIS_URL names the bundled Redis.
+    pub bundled_redis: Option<String>,
+    /// The project's processes, each a service of the site.
+    pub processes: BTreeMap<String, Process>,
 }
 
 /// What the production stack supports and a Swarm deploy does not, refused before the
@@ -86,7 +85,7 @@ pub fn is_secret(name: &str) -> bool {
 /// on Swarm every node's edge would have to serve it.
 pub fn refuse_unsupported(env: &EnvFile) -> Result<()> {
     if Mode::of(env) == Some(Mode::Acme) {
-        bail!(".env.prod: TLS_MODE=acme is not supported by `cargo xtask deploy`: every edge node would have to serve certbot's webroot; use TLS_MODE=files with a certificate renewed outside the Swarm (certbot on a manager, or DNS-01), see README \"Running on several nodes\"");
+        bail!(".env.prod: TLS_MODE=acme is not supported by `cargo xtask deploy`: every edge node would have to serve certbot's webroot; use TLS_MODE=files with a certificate renewed outside the Swarm (certbot on a manager, or DNS-01), see docs/src/swarm.md, \"Running on several nodes\"");
     }
     Ok(())
 }
@@ -100,23 +99,24 @@ impl Settings {
         let mut environment = BTreeMap::new();
         let mut secrets = Vec::new();
         for (key, value) in &vars {
-            if STACK_ONLY.contains(&key.as_str()) || value.trim().is_empty() && is_secret(key) {
+            if STACK_ONLY.contains(&key.as_str()) || value.trim().is_empty() && holds_secret(key, value) {
                 continue;
             }
-            if is_secret(key) {
+            if holds_secret(key, value) {
                 environment.insert(format!("{key}_FILE"), format!("/run/secrets/{key}"));
                 secrets.push(secret(&cx.name, key, value.clone(), format!("{key} in {file}")));
             } else {
                 environment.insert(key.clone(), value.clone());
             }
         }
-        let files = tls::Files::of(&cx.root, env);
+        let files = certs::Files::of(&cx.root, env);
         let tls = [("fullchain.pem", &files.cert), ("privkey.pem", &files.key)].map(|(key, path)| {
             let origin = path.display().to_string();
             match fs::read_to_string(path) {
                 Ok(value) => Ok(secret(&cx.name, key, value, origin)),
-                // `local` certificates are made by the run that a dry run stands for.
-                Err(_) if cx.dry_run => {
+                // Only a dry run gets here: a run made the `local` certificates while it
+                // planned, and the preflight refuses missing `files`.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     let name = object_name(&cx.name, key, &format!("<hash of {origin}>"));
                     Ok(Secret {
                         key: key.to_owned(),
@@ -135,6 +135,7 @@ impl Settings {
         let nginx_conf = secret(&cx.name, "default.conf.template", conf_text, NGINX_CONF.to_owned());
         let nginx_image = setting(&vars, "NGINX_IMAGE").unwrap_or_else(|| DEFAULT_NGINX_IMAGE.to_owned());
         let postgres_image = setting(&vars, "POSTGRES_IMAGE").unwrap_or_else(|| DEFAULT_POSTGRES_IMAGE.to_owned());
+        let redis_image = setting(&vars, "REDIS_IMAGE").unwrap_or_else(|| DEFAULT_REDIS_IMAGE.to_owned());
         Ok(Settings {
             environment,
             secrets,
@@ -145,7 +146,15 @@ impl Settings {
             http_port: port(env, "HTTP_PORT")?,
             https_port: port(env, "HTTPS_PORT")?,
             bundled_db: bundled_db.then_some(postgres_image),
+            bundled_redis: crate::redis::bundled(env).then_some(redis_image),
+            processes: BTreeMap::new(),
         })
+    }
+
+    /// The bundled Redis's own variables: its password, as a Swarm secret's file.
+    pub fn redis_environment(&self) -> BTreeMap<String, String> {
+        let file = self.environment.get("REDIS_PASSWORD_FILE");
+        file.map(|f| BTreeMap::from([("REDIS_PASSWORD_FILE".to_owned(), f.clone())])).unwrap_or_default()
     }
 
     /// Every secret, web's and the TLS pair.
@@ -198,16 +207,6 @@ fn port(env: &EnvFile, variable: &str) -> Result<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secrets_are_told_by_name() {
-        for name in ["SECRET_KEY", "POSTGRES_PASSWORD", "EMAIL_HOST_PASSWORD", "AWS_SECRET_ACCESS_KEY", "API_TOKEN"] {
-            assert!(is_secret(name), "{name}");
-        }
-        for name in ["POSTGRES_USER", "ALLOWED_HOSTS", "DEBUG", "KEYBOARD", "SECURE_HSTS_SECONDS"] {
-            assert!(!is_secret(name), "{name}");
-        }
-    }
 
     #[test]
     fn a_secret_is_named_by_its_stack_key_and_value() {

@@ -12,6 +12,9 @@ use crate::deploy::settings::{Secret, Settings};
 
 pub const SITE: &str = "docker/stack.yml";
 pub const DB: &str = "docker/stack.db.yml";
+pub const REDIS: &str = "docker/stack.redis.yml";
+/// The top-level key of docker/stack.yml each process's service is made from.
+const PROCESS_TEMPLATE: &str = "x-process";
 /// The service label that names the release a service runs, and the one before it on web.
 pub const VERSION_LABEL: &str = "xtask.version";
 pub const PREVIOUS_LABEL: &str = "xtask.previous";
@@ -50,6 +53,8 @@ pub struct Site {
     pub static_files: Service,
     /// The edge's labels.
     pub edge: BTreeMap<String, String>,
+    /// Each process's image and labels, by name.
+    pub processes: BTreeMap<String, Service>,
 }
 
 /// docker/stack.yml filled in for `stack`.
@@ -84,9 +89,52 @@ pub fn site(root: &Path, stack: &str, settings: &Settings, site: &Site) -> Resul
         });
         edge.insert("ports".into(), Value::Sequence(ports.to_vec()));
     }
+    processes(&mut doc, settings, site)?;
     let all: Vec<&Secret> = settings.all_secrets().collect();
     doc.insert("configs".into(), externals(&[&settings.nginx_conf]));
     finish(doc, stack, &all)
+}
+
+/// A service of each process, made from the `x-process` template: the web image (as the
+/// site runs it), the command, web's environment and secrets, replicas, stop, health and an
+/// update that starts a worker's new tasks first and stops a singleton first.
+fn processes(doc: &mut Mapping, settings: &Settings, site: &Site) -> Result<()> {
+    let template = doc.get(PROCESS_TEMPLATE).and_then(Value::as_mapping).cloned();
+    let template = template.ok_or_else(|| anyhow!("{SITE} has no {PROCESS_TEMPLATE}: restore it from git"))?;
+    let secrets: Vec<&Secret> = settings.secrets.iter().collect();
+    let services =
+        doc.get_mut("services").and_then(Value::as_mapping_mut).ok_or_else(|| anyhow!("{SITE} has no services"))?;
+    for (name, process) in &settings.processes {
+        let what = site.processes.get(name).unwrap_or(&site.web);
+        let mut service = template.clone();
+        fill(&mut service, what, &settings.environment, &secrets);
+        let command = format!("exec {}", process.command.trim().replace('$', "$$"));
+        service.insert("command".into(), Value::Sequence(vec!["sh".into(), "-c".into(), command.into()]));
+        service.insert("stop_signal".into(), process.stop_signal.clone().into());
+        service.insert("stop_grace_period".into(), format!("{}s", process.stop_grace_period).into());
+        if let Some(health) = &process.health {
+            let test = Value::Sequence(vec!["CMD-SHELL".into(), health.replace('$', "$$").into()]);
+            let check = mapping([
+                ("test", test),
+                ("interval", "5s".into()),
+                ("timeout", "10s".into()),
+                ("retries", 3.into()),
+                ("start_period", "30s".into()),
+            ]);
+            service.insert("healthcheck".into(), check);
+        }
+        let order: Value = if process.singleton { "stop-first" } else { "start-first" }.into();
+        let deploy = deploy_of(&mut service);
+        deploy.insert("replicas".into(), Value::from(process.replicas));
+        for key in ["update_config", "rollback_config"] {
+            let config = deploy.entry(key.into()).or_insert_with(|| Value::Mapping(Mapping::new()));
+            if let Some(config) = config.as_mapping_mut() {
+                config.insert("order".into(), order.clone());
+            }
+        }
+        services.insert(name.clone().into(), Value::Mapping(service));
+    }
+    Ok(())
 }
 
 /// docker/stack.db.yml filled in for `stack`'s bundled database running `image`.
@@ -99,6 +147,22 @@ pub fn db(root: &Path, stack: &str, settings: &Settings, image: &str) -> Result<
         let constraint = format!("node.labels.{} == true", db_node_label(stack));
         let placement = mapping([("constraints", Value::Sequence(vec![constraint.into()]))]);
         deploy_of(db).insert("placement".into(), placement);
+    }
+    finish(doc, stack, &password)
+}
+
+/// docker/stack.redis.yml filled in for `stack`'s bundled Redis running `image`, on the node
+/// that keeps the bundled database's data.
+pub fn redis(root: &Path, stack: &str, settings: &Settings, image: &str) -> Result<String> {
+    let mut doc = base(root, REDIS)?;
+    let password: Vec<&Secret> = settings.secrets.iter().filter(|s| s.key == "REDIS_PASSWORD").collect();
+    {
+        let redis = service(&mut doc, "redis")?;
+        let what = Service { image: image.to_owned(), labels: BTreeMap::new() };
+        fill(redis, &what, &settings.redis_environment(), &password);
+        let constraint = format!("node.labels.{} == true", db_node_label(stack));
+        let placement = mapping([("constraints", Value::Sequence(vec![constraint.into()]))]);
+        deploy_of(redis).insert("placement".into(), placement);
     }
     finish(doc, stack, &password)
 }

@@ -5,23 +5,46 @@ use anyhow::{bail, Result};
 use crate::context::Context;
 use crate::deploy::stackfile::{PREVIOUS_LABEL, VERSION_LABEL};
 use crate::deploy::swarm;
+use crate::plan::{runner, Action, Plan, Step, Task};
 
 pub fn show(cx: &Context) -> Result<()> {
-    let stack = &cx.name;
-    let filter = |s: &str| format!("label=com.docker.stack.namespace={s}");
-    let list = |s: &str| swarm::docker(cx).args(["service", "ls", "--filter", &filter(s), "--format", "{{.Name}}"]);
-    if cx.dry_run {
-        println!(
-            "{}\n{}\n# then: docker service inspect and docker service ps of each",
-            list(stack),
-            list(&format!("{stack}-db"))
-        );
-        return Ok(());
+    runner::execute(cx, Plan::default().then(Task::act(Status { cx: cx.clone() })))
+}
+
+/// The services of the stack and of its database stack, their versions, tasks and images.
+#[derive(Debug)]
+struct Status {
+    cx: Context,
+}
+
+impl Action for Status {
+    fn render(&self) -> String {
+        let stack = &self.cx.name;
+        let lists: Vec<String> = stacks(stack).iter().map(|s| list(&self.cx, s).to_string()).collect();
+        format!("{}\n# then: docker service inspect and docker service ps of each", lists.join("\n"))
     }
+
+    fn run(&self, cx: &Context) -> Result<()> {
+        show_services(cx)
+    }
+}
+
+/// The site's stack and those of the bundled database and Redis.
+fn stacks(stack: &str) -> [String; 3] {
+    [stack.to_owned(), format!("{stack}-db"), format!("{stack}-redis")]
+}
+
+fn list(cx: &Context, stack: &str) -> Step {
+    let filter = format!("label=com.docker.stack.namespace={stack}");
+    swarm::docker(cx).args(["service", "ls", "--filter", &filter, "--format", "{{.Name}}"])
+}
+
+fn show_services(cx: &Context) -> Result<()> {
+    let stack = &cx.name;
     swarm::require_manager(cx)?;
     let mut names = Vec::new();
-    for s in [stack.clone(), format!("{stack}-db")] {
-        names.extend(swarm::run(cx, &list(&s), "cannot list the services")?.lines().map(str::to_owned));
+    for s in stacks(stack) {
+        names.extend(swarm::run(&list(cx, &s), "cannot list the services")?.lines().map(str::to_owned));
     }
     if names.is_empty() {
         bail!("the Swarm runs no stack {stack}: deploy a release with `cargo xtask deploy`");

@@ -11,10 +11,10 @@ use anyhow::{bail, Context as _, Result};
 use serde::Deserialize;
 
 use crate::context::Context;
-use crate::deploy::registry::{capture, first_line};
 use crate::deploy::settings::Secret;
-use crate::plan::runner::stop_if_interrupted;
-use crate::plan::Step;
+use crate::plan::runner;
+use crate::process::stop_if_interrupted;
+use crate::process::{self, Step};
 
 /// Lines of a failed task's log shown with the error.
 const LOG_LINES: &str = "100";
@@ -25,20 +25,21 @@ pub fn docker(cx: &Context) -> Step {
 }
 
 /// Runs `step`, which must succeed; the error names `what` and the command's first line.
-pub fn run(cx: &Context, step: &Step, what: &str) -> Result<String> {
-    let (ok, stdout, stderr) = capture(cx, step)?;
+pub fn run(step: &Step, what: &str) -> Result<String> {
+    let process::Output { ok, stdout, stderr } = process::output(step)?;
     if !ok {
-        bail!("{what}: `{step}` failed: {}", first_line(&stderr));
+        bail!("{what}: `{step}` failed: {}", process::error_line(&stderr));
     }
     Ok(stdout)
 }
 
-/// The CLI must reach a Swarm manager: deploys and service updates are a manager's.
+/// The CLI must reach a Swarm manager: deploys and service updates are a manager's. Asked
+/// while the command plans, so not under --dry-run.
 pub fn require_manager(cx: &Context) -> Result<()> {
     let info = docker(cx).args(["info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}"]);
-    let (ok, stdout, stderr) = capture(cx, &info)?;
+    let Some(process::Output { ok, stdout, stderr }) = runner::probe(cx, &info)? else { return Ok(()) };
     if !ok {
-        bail!("cannot reach the Docker engine ({}): start it, or point the CLI at a Swarm manager with `docker context use` or DOCKER_HOST=ssh://user@manager", first_line(&stderr));
+        bail!("cannot reach the Docker engine ({}): start it, or point the CLI at a Swarm manager with `docker context use` or DOCKER_HOST=ssh://user@manager", process::error_line(&stderr));
     }
     match stdout.trim() {
         "active true" => Ok(()),
@@ -51,7 +52,7 @@ pub fn require_manager(cx: &Context) -> Result<()> {
 pub fn labelled_nodes(cx: &Context, key: &str) -> Result<Vec<String>> {
     let list =
         docker(cx).args(["node", "ls", "--filter", &format!("node.label={key}=true"), "--format", "{{.Hostname}}"]);
-    let out = run(cx, &list, "cannot list the Swarm's nodes")?;
+    let out = run(&list, "cannot list the Swarm's nodes")?;
     Ok(out.lines().map(str::to_owned).filter(|l| !l.is_empty()).collect())
 }
 
@@ -63,10 +64,10 @@ pub fn network_create(cx: &Context, name: &str) -> Step {
 
 /// Creates the network unless it exists.
 pub fn ensure_network(cx: &Context, name: &str) -> Result<()> {
-    if capture(cx, &docker(cx).args(["network", "inspect", "--format", "{{.Driver}}", name]))?.0 {
+    if process::output(&docker(cx).args(["network", "inspect", "--format", "{{.Driver}}", name]))?.ok {
         return Ok(());
     }
-    run(cx, &network_create(cx, name), &format!("cannot create the network {name}")).map(drop)
+    run(&network_create(cx, name), &format!("cannot create the network {name}")).map(drop)
 }
 
 /// A Swarm object made from a value: `secret` or `config`.
@@ -85,31 +86,22 @@ impl Object {
     }
 }
 
+/// `docker secret create` (or config) with the value on stdin, never on the command line.
 pub fn object_create(cx: &Context, kind: Object, stack: &str, secret: &Secret) -> Step {
-    docker(cx).args([kind.noun(), "create", "--label", &format!("xtask.stack={stack}"), &secret.name, "-"])
+    docker(cx)
+        .args([kind.noun(), "create", "--label", &format!("xtask.stack={stack}"), &secret.name, "-"])
+        .stdin_value(&secret.value, &secret.origin)
 }
 
 /// Creates `secret` unless the Swarm has it: its name carries its value's hash, so one
 /// that exists holds this value. The value goes on stdin, never on a command line.
 pub fn ensure_object(cx: &Context, kind: Object, stack: &str, secret: &Secret) -> Result<bool> {
-    if capture(cx, &docker(cx).args([kind.noun(), "inspect", "--format", "{{.ID}}", &secret.name]))?.0 {
+    if process::output(&docker(cx).args([kind.noun(), "inspect", "--format", "{{.ID}}", &secret.name]))?.ok {
         return Ok(false);
     }
-    let step = object_create(cx, kind, stack, secret);
-    if cx.verbose {
-        eprintln!("+ {step} < ({})", secret.origin);
-    }
-    let out = duct::cmd(&step.program, &step.args)
-        .dir(&step.dir)
-        .stdin_bytes(secret.value.as_bytes())
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .context("cannot run `docker`: is it installed and on PATH?")?;
-    if !out.status.success() {
-        let why = String::from_utf8_lossy(&out.stderr).into_owned();
-        bail!("cannot create the Swarm {} {} for {}: {}", kind.noun(), secret.name, secret.origin, first_line(&why));
+    let out = process::output(&object_create(cx, kind, stack, secret))?;
+    if !out.ok {
+        bail!("cannot create the Swarm {} {} for {}: {}", kind.noun(), secret.name, secret.origin, out.why());
     }
     Ok(true)
 }
@@ -157,14 +149,27 @@ impl Inspected {
     }
 }
 
+/// The service `name`, or None when the Swarm has none; asked while the command plans, so
+/// None under --dry-run.
+pub fn inspect_for_plan(cx: &Context, name: &str) -> Result<Option<Inspected>> {
+    match runner::probe(cx, &docker(cx).args(["service", "inspect", name]))? {
+        Some(out) => inspected(name, out),
+        None => Ok(None),
+    }
+}
+
 /// The service `name`, or None when the Swarm has none.
 pub fn inspect(cx: &Context, name: &str) -> Result<Option<Inspected>> {
-    let (ok, stdout, stderr) = capture(cx, &docker(cx).args(["service", "inspect", name]))?;
+    inspected(name, process::output(&docker(cx).args(["service", "inspect", name]))?)
+}
+
+fn inspected(name: &str, out: process::Output) -> Result<Option<Inspected>> {
+    let process::Output { ok, stdout, stderr } = out;
     if !ok {
         if stderr.contains("no such service") || stderr.contains("not found") {
             return Ok(None);
         }
-        bail!("cannot inspect the service {name}: {}", first_line(&stderr));
+        bail!("cannot inspect the service {name}: {}", process::error_line(&stderr));
     }
     let mut all: Vec<Inspected> =
         serde_json::from_str(&stdout).with_context(|| format!("cannot read `docker service inspect {name}`"))?;
@@ -208,7 +213,7 @@ impl TaskRow {
 
 pub fn tasks(cx: &Context, service: &str) -> Result<Vec<TaskRow>> {
     let ps = docker(cx).args(["service", "ps", "--no-trunc", "--format", "{{json .}}", service]);
-    let out = run(cx, &ps, &format!("cannot list the tasks of {service}"))?;
+    let out = run(&ps, &format!("cannot list the tasks of {service}"))?;
     out.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).with_context(|| format!("cannot read a task of {service}: {l}")))
@@ -219,7 +224,7 @@ pub fn tasks(cx: &Context, service: &str) -> Result<Vec<TaskRow>> {
 fn report(cx: &Context, task: &TaskRow) -> String {
     // A container's stderr comes out on the CLI's stderr.
     let logs = docker(cx).args(["service", "logs", "--raw", "--tail", LOG_LINES, &task.id]);
-    let logs = capture(cx, &logs).map(|(_, out, err)| out + &err).unwrap_or_default();
+    let logs = process::output(&logs).map(|o| o.stdout + &o.stderr).unwrap_or_default();
     let mut text = task.describe();
     if let Some(health) = last_health_check(cx, &task.id) {
         text += &format!("\n--- its last health check: {health}");
@@ -265,14 +270,13 @@ fn same_image(task: &str, wanted: &str) -> bool {
 /// node the CLI talks to and had one.
 fn last_health_check(cx: &Context, task: &str) -> Option<String> {
     let id = docker(cx).args(["inspect", "--format", "{{.Status.ContainerStatus.ContainerID}}", task]);
-    let (ok, container, _) = capture(cx, &id).ok()?;
+    let container = process::stdout_of(&id)?;
     let container = container.trim();
-    if !ok || container.is_empty() {
+    if container.is_empty() {
         return None;
     }
     let inspect = docker(cx).args(["inspect", "--format", "{{json .State.Health}}", container]);
-    let (ok, json, _) = capture(cx, &inspect).ok()?;
-    let health: serde_json::Value = serde_json::from_str(&json).ok().filter(|_| ok)?;
+    let health: serde_json::Value = serde_json::from_str(&process::stdout_of(&inspect)?).ok()?;
     let status = health.get("Status")?.as_str()?.to_owned();
     let output = health.get("Log")?.as_array()?.last()?.get("Output")?.as_str()?.to_owned();
     // The probe's output can be a whole traceback: its end says what failed.
@@ -285,13 +289,25 @@ fn last_health_check(cx: &Context, task: &str) -> Option<String> {
 /// completed; a failed task fails with its logs. The job is removed whatever happened.
 pub fn run_job(cx: &Context, create: &Step, name: &str, what: &str, timeout: Duration) -> Result<()> {
     let remove = docker(cx).args(["service", "rm", name]);
-    let _ = capture(cx, &remove);
-    run(cx, create, &format!("cannot start {what}"))?;
+    let _ = process::output(&remove);
+    run(create, &format!("cannot start {what}"))?;
     let outcome = wait_job(cx, name, what, timeout);
-    if capture(cx, &remove).map(|(ok, ..)| !ok).unwrap_or(true) {
+    if !process::output(&remove).is_ok_and(|o| o.ok) {
         eprintln!("warning: could not remove the job service {name}: run `{remove}`");
     }
+    remove_exited(cx, name);
     outcome
+}
+
+/// Removes the exited containers a job's tasks leave on this node: removing the service
+/// does not (nor does `docker stack rm`), so each deploy would leave one more.
+fn remove_exited(cx: &Context, service: &str) {
+    let label = format!("label=com.docker.swarm.service.name={service}");
+    let ps = docker(cx).args(["ps", "--all", "--quiet", "--filter", &label, "--filter", "status=exited"]);
+    let ids: Vec<String> = process::stdout_of(&ps).unwrap_or_default().split_whitespace().map(str::to_owned).collect();
+    if !ids.is_empty() {
+        let _ = process::output(&docker(cx).args(["rm"]).args(ids));
+    }
 }
 
 fn wait_job(cx: &Context, name: &str, what: &str, timeout: Duration) -> Result<()> {
@@ -359,8 +375,9 @@ pub fn converge(cx: &Context, before: &BTreeMap<String, Mark>, timeout: Duration
             if done.contains_key(name) {
                 continue;
             }
-            if let Some(outcome) = settled(cx, name, mark)? {
-                if outcome == Outcome::Converged {
+            if let Some((outcome, changed)) = settled(cx, name, mark)? {
+                // A service this deploy left as it was has nothing to report.
+                if outcome == Outcome::Converged && changed {
                     println!("{name}: converged");
                 }
                 done.insert(name.clone(), outcome);
@@ -380,8 +397,9 @@ pub fn converge(cx: &Context, before: &BTreeMap<String, Mark>, timeout: Duration
     }
 }
 
-/// Some outcome once `name` has settled, None while it is still on its way.
-fn settled(cx: &Context, name: &str, before: &Mark) -> Result<Option<Outcome>> {
+/// Some outcome once `name` has settled, with whether the deploy changed it; None while it
+/// is still on its way.
+fn settled(cx: &Context, name: &str, before: &Mark) -> Result<Option<(Outcome, bool)>> {
     let Some(service) = inspect(cx, name)? else {
         bail!("the service {name} is gone: was the stack removed meanwhile?")
     };
@@ -394,10 +412,10 @@ fn settled(cx: &Context, name: &str, before: &Mark) -> Result<Option<Outcome>> {
         Some(state @ ("rollback_completed" | "rollback_paused" | "paused")) => {
             let message = &update.as_ref().expect("matched above").message;
             let task = failure_report(cx, name, &before.wanted);
-            return Ok(Some(Outcome::RolledBack(format!(
-                "{name}: update {}: {message}; {task}",
-                state.replace('_', " ")
-            ))));
+            return Ok(Some((
+                Outcome::RolledBack(format!("{name}: update {}: {message}; {task}", state.replace('_', " "))),
+                true,
+            )));
         }
         _ => {}
     }
@@ -407,7 +425,8 @@ fn settled(cx: &Context, name: &str, before: &Mark) -> Result<Option<Outcome>> {
         Some(wanted) => running == wanted,
         None => running >= 1 && tasks.iter().filter(|t| t.desired == "Running").all(TaskRow::running),
     };
-    Ok(enough.then_some(Outcome::Converged))
+    let touched = changed || update.is_some() || before.template.is_none();
+    Ok(enough.then_some((Outcome::Converged, touched)))
 }
 
 #[cfg(test)]

@@ -10,12 +10,12 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
-use xshell::cmd;
 
 use crate::cli::NewArgs;
 use crate::context::Context;
 use crate::plan::runner;
-use crate::plan::{Plan, Step, Task};
+use crate::plan::{Action, Plan, Step, Task};
+use crate::process;
 use crate::project::is_identifier;
 
 /// A file of the new repository: its path inside it, its bytes and whether it is executable.
@@ -30,13 +30,36 @@ pub fn new(cx: &Context, args: NewArgs) -> Result<()> {
     let name = project_name(&target, args.name.as_deref())?;
     refuse_occupied(&target)?;
     let files = render(cx, &name)?;
-    let plan = git_plan(&target, &name);
-    if cx.dry_run {
-        println!("# write {} files into {}, the package `config` renamed to `{name}`", files.len(), target.display());
-        return runner::execute(cx, plan);
+    let write = Write { target: target.clone(), name: name.clone(), files };
+    runner::execute(cx, Plan::default().then(Task::act(write)).and(git_plan(&target, &name)))
+}
+
+/// The new repository's files, written into its directory.
+struct Write {
+    target: PathBuf,
+    name: String,
+    files: Vec<File>,
+}
+
+impl std::fmt::Debug for Write {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Write({} files into {})", self.files.len(), self.target.display())
     }
-    write(&target, &files)?;
-    runner::execute(cx, plan)
+}
+
+impl Action for Write {
+    fn render(&self) -> String {
+        format!(
+            "# write {} files into {}, the package `config` renamed to `{}`",
+            self.files.len(),
+            self.target.display(),
+            self.name
+        )
+    }
+
+    fn run(&self, _: &Context) -> Result<()> {
+        write(&self.target, &self.files)
+    }
 }
 
 /// `--name`, else the directory's own name; either must be a Python identifier.
@@ -68,11 +91,12 @@ fn refuse_occupied(target: &Path) -> Result<()> {
 
 /// Every file git tracks or would track in this repository, renamed for `name`.
 fn render(cx: &Context, name: &str) -> Result<Vec<File>> {
-    let sh = cx.shell()?;
-    let listing = cmd!(sh, "git ls-files -z --cached --others --exclude-standard")
-        .quiet()
-        .read()
-        .context("cannot list the repository's files with git")?;
+    let ls = Step::new("git", &cx.root).args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"]);
+    let out = process::output(&ls).context("cannot list the repository's files with git")?;
+    if !out.ok {
+        bail!("cannot list the repository's files with git: `{ls}` failed: {}", out.why());
+    }
+    let listing = out.stdout;
     let mut files = Vec::new();
     for relative in listing.split('\0').filter(|p| !p.is_empty()) {
         let source = cx.root.join(relative);

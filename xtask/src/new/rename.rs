@@ -86,8 +86,11 @@ pub fn file(relative: &str, bytes: Vec<u8>, name: &str) -> (PathBuf, Vec<u8>) {
         python(&text, name)
     } else {
         match relative {
-            "Cargo.toml" => text.replace(&format!("\"{PACKAGE}."), &format!("\"{name}.")),
-            ".env.example" | ".env.prod.example" => env_example(&text, name),
+            // Dotted names, and the Celery app the processes' commands name (`celery -A config`).
+            "Cargo.toml" => text
+                .replace(&format!("\"{PACKAGE}."), &format!("\"{name}."))
+                .replace(&format!("-A {PACKAGE} "), &format!("-A {name} ")),
+            "docker/dev.env.example" | "docker/prod.env.example" => env_example(&text, name),
             _ => text,
         }
     };
@@ -150,7 +153,9 @@ mod tests {
     fn the_description_and_the_example_env_files_follow() {
         let (_, toml) = renamed("Cargo.toml", "settings = \"config.settings.prod\"\nwsgi = \"config.wsgi\"\n");
         assert_eq!(toml, "settings = \"shop.settings.prod\"\nwsgi = \"shop.wsgi\"\n");
-        let (_, env) = renamed(".env.example", "POSTGRES_USER=django\nPOSTGRES_DB=django\nDEBUG=1\n");
+        let (_, toml) = renamed("Cargo.toml", "command = \"celery -A config worker\"\n");
+        assert_eq!(toml, "command = \"celery -A shop worker\"\n");
+        let (_, env) = renamed("docker/dev.env.example", "POSTGRES_USER=django\nPOSTGRES_DB=django\nDEBUG=1\n");
         assert_eq!(env, "POSTGRES_USER=shop\nPOSTGRES_DB=shop\nDEBUG=1\n");
         let (path, readme) = renamed("README.md", "config.settings.prod\n");
         assert_eq!((path.as_str(), readme.as_str()), ("README.md", "config.settings.prod\n"));

@@ -4,152 +4,84 @@
 pub mod health;
 pub mod leftovers;
 pub mod one_off;
-pub mod run_error;
 pub mod runner;
-pub mod sink;
-pub mod switch;
-pub mod upstream;
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-/// One child process: program, arguments, the variables it adds to the environment
-/// and the directory it runs in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
-    pub program: String,
-    pub args: Vec<String>,
-    pub env: Vec<(String, String)>,
-    pub dir: PathBuf,
-    /// Names of the `env` variables whose values are secrets: passed to the child, masked when printed.
-    pub secrets: Vec<String>,
-    /// A file the child reads as its standard input, instead of the terminal.
-    pub stdin: Option<PathBuf>,
-    /// Where the child's standard output goes, instead of the terminal.
-    pub stdout: Option<Sink>,
-    /// What failed, said before the command line when the child fails
-    /// (`cannot build the web image`), so the error names the step, not only its argv.
-    pub failure: Option<String>,
-}
+use anyhow::{Context as _, Result};
 
-/// A file that receives a child's standard output. It appears only once the child has
-/// succeeded (written under a temporary name, then renamed); with `checksum`, its SHA-256
-/// is written beside it as `<file>.sha256`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sink {
-    pub path: PathBuf,
-    pub checksum: bool,
-}
+use crate::context::Context;
+pub use crate::process::{Sink, Step};
 
-impl Step {
-    pub fn new(program: impl Into<String>, dir: impl Into<PathBuf>) -> Step {
-        Step {
-            program: program.into(),
-            args: Vec::new(),
-            env: Vec::new(),
-            dir: dir.into(),
-            secrets: Vec::new(),
-            stdin: None,
-            stdout: None,
-            failure: None,
-        }
-    }
-
-    /// Names what failed when this child fails.
-    pub fn fails_as(mut self, what: impl Into<String>) -> Step {
-        self.failure = Some(what.into());
-        self
-    }
-
-    pub fn arg(mut self, arg: impl Into<String>) -> Step {
-        self.args.push(arg.into());
-        self
-    }
-
-    pub fn args<I, S>(mut self, args: I) -> Step
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.args.extend(args.into_iter().map(Into::into));
-        self
-    }
-
-    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Step {
-        self.env.push((key.into(), value.into()));
-        self
-    }
-
-    /// Like [`Step::env`], for a value that must never be printed (a password).
-    pub fn secret_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Step {
-        let key = key.into();
-        self.secrets.push(key.clone());
-        self.env(key, value)
-    }
-
-    pub fn stdin(mut self, path: impl Into<PathBuf>) -> Step {
-        self.stdin = Some(path.into());
-        self
-    }
-
-    pub fn stdout(mut self, sink: Sink) -> Step {
-        self.stdout = Some(sink);
-        self
-    }
-}
-
-/// The command line as a shell would take it: `cd DIR && KEY=value program args < in > out`,
-/// with secret values shown as `***`.
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cd {} &&", quote(&self.dir.to_string_lossy()))?;
-        for (key, value) in &self.env {
-            if self.secrets.contains(key) {
-                write!(f, " {key}=***")?;
-            } else {
-                write!(f, " {key}={}", quote(value))?;
-            }
-        }
-        write!(f, " {}", quote(&self.program))?;
-        for arg in &self.args {
-            write!(f, " {}", quote(arg))?;
-        }
-        if let Some(path) = &self.stdin {
-            write!(f, " < {}", quote(&path.to_string_lossy()))?;
-        }
-        if let Some(sink) = &self.stdout {
-            write!(f, " > {}", quote(&sink.path.to_string_lossy()))?;
-        }
-        Ok(())
-    }
-}
-
-fn quote(word: &str) -> String {
-    shlex::try_quote(word).map(|q| q.into_owned()).unwrap_or_else(|_| format!("{word:?}"))
-}
-
-/// What a plan does between commands, when it is more than running a child.
+/// What a plan does, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Task {
     /// Run a child to completion; its exit code is the command's if it fails.
     Run(Step),
-    /// Poll until every container of the stack that has a healthcheck is healthy;
-    /// `compose` is the stack's compose command without a subcommand.
-    WaitHealthy { compose: Step, timeout_secs: u64 },
-    /// Run a one-off container named `name` (`compose run --name NAME`, without `--rm`) and
-    /// trust its outcome only once the engine reports that container's own exit code;
-    /// the container is removed afterwards, whatever happened.
-    OneOff { run: Step, name: String },
+    /// An action of the command's own (a wait, a decision on what the engine says, a file
+    /// written), which says what it will do and does it.
+    Act(Act),
     /// Run `tasks`, then remove the containers, networks and volumes of Compose project
     /// `project` that were not there before, whatever happened: a command that must change
     /// nothing (`check`) leaves nothing behind.
     Tidy { project: String, dir: PathBuf, tasks: Vec<Task> },
-    /// Start the web service: beside a running version, switching nginx over once the new
-    /// containers are healthy and then draining the old ones; or, with nothing running, a
-    /// first start of the whole stack (see [`switch`]).
-    Deploy(switch::Deploy),
     /// Tell the user something once the steps before it have succeeded.
     Say(String),
+}
+
+impl Task {
+    pub fn act(action: impl Action + 'static) -> Task {
+        Task::Act(Act(Arc::new(action)))
+    }
+}
+
+/// What a command does besides running a child to completion. `render` is what `--dry-run`
+/// prints for it (`#` comments and the commands it would run, one a line), `run` does it:
+/// written side by side, so the two cannot drift, and only the runner chooses between them.
+pub trait Action: fmt::Debug {
+    fn render(&self) -> String;
+    fn run(&self, cx: &Context) -> Result<()>;
+}
+
+/// An [`Action`] in a plan. Two are the same when they print the same.
+#[derive(Debug, Clone)]
+pub struct Act(pub Arc<dyn Action>);
+
+impl PartialEq for Act {
+    fn eq(&self, other: &Act) -> bool {
+        self.0.render() == other.0.render()
+    }
+}
+
+impl Eq for Act {}
+
+/// Writes a private file (mode 0600) whole, replacing what is there: an env file of
+/// generated secrets, which `--dry-run` does not print.
+pub struct WriteFile {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// Never prints the text.
+impl fmt::Debug for WriteFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WriteFile({})", self.path.display())
+    }
+}
+
+impl Action for WriteFile {
+    fn render(&self) -> String {
+        format!("# write {} (mode 0600)", self.path.display())
+    }
+
+    fn run(&self, _: &Context) -> Result<()> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        crate::files::write_atomically(&self.path, &self.text)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -168,19 +100,23 @@ impl Plan {
         self
     }
 
+    /// This plan's tasks, then `more`'s.
+    pub fn and(mut self, more: Plan) -> Plan {
+        self.tasks.extend(more.tasks);
+        self
+    }
+
     /// The plan as `--dry-run` prints it: one command a line, other tasks as `#` comments.
     pub fn render(&self) -> String {
-        self.tasks.iter().map(|task| render_task(task) + "\n").collect()
+        // An action with nothing to do here (a restore confirmed with --yes) prints nothing.
+        self.tasks.iter().map(render_task).filter(|text| !text.is_empty()).map(|text| text + "\n").collect()
     }
 }
 
 fn render_task(task: &Task) -> String {
     match task {
         Task::Run(step) => step.to_string() + &checksum_note(step),
-        Task::WaitHealthy { compose, timeout_secs } => {
-            format!("# wait up to {timeout_secs}s until every healthcheck passes, polling: {compose} ps -q")
-        }
-        Task::OneOff { run, name } => one_off::render(run, name),
+        Task::Act(act) => act.0.render(),
         Task::Tidy { project, tasks, .. } => {
             let inner: Vec<String> = tasks.iter().map(render_task).collect();
             format!(
@@ -188,7 +124,6 @@ fn render_task(task: &Task) -> String {
                 inner.join("\n")
             )
         }
-        Task::Deploy(deploy) => deploy.render(),
         Task::Say(message) => format!("# then: {message}"),
     }
 }
@@ -204,12 +139,6 @@ fn checksum_note(step: &Step) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_step_prints_as_a_shell_line_with_quoting() {
-        let step = Step::new("docker", "/srv/my app").env("WEB_IMAGE", "a b").args(["compose", "it's"]);
-        assert_eq!(step.to_string(), r#"cd '/srv/my app' && WEB_IMAGE='a b' docker compose "it's""#);
-    }
 
     #[test]
     fn a_plan_renders_one_line_per_task() {

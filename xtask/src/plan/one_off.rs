@@ -5,32 +5,57 @@
 
 use anyhow::{bail, Result};
 
-use crate::plan::run_error::ChildFailed;
-use crate::plan::Step;
+use crate::context::Context;
+use crate::plan::{Action, Step};
+use crate::process::error::{status_code, ChildFailed};
+use crate::process::{self, stop_if_interrupted};
+
+/// A one-off container named `name`, started by `run` (`compose run --name NAME`, without
+/// `--rm`), whose outcome is trusted only once the engine reports that container's own exit
+/// code; the container is removed afterwards, whatever happened (Ctrl-C included).
+#[derive(Debug, Clone)]
+pub struct OneOff {
+    pub run: Step,
+    pub name: String,
+}
+
+impl Action for OneOff {
+    fn render(&self) -> String {
+        format!("{}\n{}\n{}", self.run, inspect(&self.run, &self.name), remove(&self.run, &self.name))
+    }
+
+    fn run(&self, _: &Context) -> Result<()> {
+        let (run, name) = (&self.run, &self.name);
+        let status = process::status(run);
+        let recorded = process::output(&inspect(run, name)).ok().and_then(process::Output::stdout_if_ok);
+        let removal = remove(run, name);
+        let removed = process::output(&removal).is_ok_and(|o| o.ok);
+        if !removed && recorded.is_some() {
+            eprintln!("warning: could not remove the one-off container {name}: run `{removal}`");
+        }
+        stop_if_interrupted()?;
+        judge(run, name, status_code(status?), recorded.as_deref())
+    }
+}
 
 /// What `docker inspect` reports of a finished container: its state and exit code.
 const STATE_FORMAT: &str = "{{.State.Status}} {{.State.ExitCode}}";
 
 /// `docker inspect` of the one-off container: prints `<status> <exit code>`.
-pub fn inspect(run: &Step, name: &str) -> Step {
+fn inspect(run: &Step, name: &str) -> Step {
     Step::new("docker", &run.dir).args(["inspect", "--format", STATE_FORMAT, name])
 }
 
 /// `docker rm --force` of the one-off container, run whatever happened.
-pub fn remove(run: &Step, name: &str) -> Step {
+fn remove(run: &Step, name: &str) -> Step {
     Step::new("docker", &run.dir).args(["rm", "--force", name])
-}
-
-/// The three commands as `--dry-run` prints them.
-pub fn render(run: &Step, name: &str) -> String {
-    format!("{run}\n{}\n{}", inspect(run, name), remove(run, name))
 }
 
 /// The outcome of a one-off: `compose_code` is what Compose exited with, `recorded` what
 /// `docker inspect` printed (None when the engine knows no such container).
-pub fn judge(run: &Step, name: &str, compose_code: u8, recorded: Option<&str>) -> Result<()> {
+fn judge(run: &Step, name: &str, compose_code: u8, recorded: Option<&str>) -> Result<()> {
     let failed = |code: u8| -> Result<()> {
-        Err(ChildFailed { command: run.to_string(), code, what: run.failure.clone() }.into())
+        Err(ChildFailed { command: run.to_string(), code, what: run.failure.clone(), cause: None }.into())
     };
     let state = recorded.and_then(parse);
     match state {

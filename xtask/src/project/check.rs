@@ -18,8 +18,25 @@ pub(super) fn on_disk(d: &Description, root: &Path) -> Result<()> {
     if let Some(asgi) = &d.asgi {
         application(&dir, "asgi", asgi, &d.dir)?;
     }
-    dependencies(&dir, d)?;
+    dependencies(root, &dir, d)?;
+    packages("build-packages", &d.build_packages)?;
+    packages("run-packages", &d.run_packages)?;
     python(&d.python)
+}
+
+/// Debian package names (policy 5.6.1): lower-case letters, digits, `+`, `-` and `.`, at
+/// least two, starting with a letter or digit. Whether the base image's suite has them, its
+/// package manager says while the image builds.
+fn packages(key: &str, names: &[String]) -> Result<()> {
+    for name in names {
+        let mut bytes = name.bytes();
+        let first = bytes.next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        let rest = bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b));
+        if !(first && rest && name.len() >= 2) {
+            bail!("{SECTION}: {key}: {name:?} is not a Debian package name: use the name `apt-get install` takes, e.g. \"libpq-dev\"");
+        }
+    }
+    Ok(())
 }
 
 /// The project directory: relative, inside the root, and there.
@@ -65,7 +82,7 @@ fn application(dir: &Path, key: &str, value: &str, shown_dir: &str) -> Result<()
     module(dir, key, module_name, shown_dir)
 }
 
-fn dependencies(dir: &Path, d: &Description) -> Result<()> {
+fn dependencies(root: &Path, dir: &Path, d: &Description) -> Result<()> {
     let file = dir.join(&d.dependencies);
     let name = Path::new(&d.dependencies).file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let escapes = Path::new(&d.dependencies).components().any(|c| !matches!(c, Component::Normal(_)));
@@ -89,8 +106,14 @@ fn dependencies(dir: &Path, d: &Description) -> Result<()> {
             d.dir
         );
     }
+    // Every file a requirements file includes must be there too: the image installs them all.
+    super::build_context::dependency_files(root, d)
+        .map_err(|e| anyhow::anyhow!("{SECTION}: dependencies = {:?}: {e:#}", d.dependencies))?;
     Ok(())
 }
+
+/// The Python versions with a `python:<version>-slim` image, the default base image.
+pub const PYTHONS: &[&str] = &["3.9", "3.10", "3.11", "3.12", "3.13", "3.14"];
 
 fn python(version: &str) -> Result<()> {
     let valid = version
@@ -98,6 +121,19 @@ fn python(version: &str) -> Result<()> {
         .is_some_and(|(major, minor)| major == "3" && !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit()));
     if !valid {
         bail!("{SECTION}: python = {version:?} is not a Python version: write 3.N, e.g. \"3.12\"");
+    }
+    Ok(())
+}
+
+/// Without PYTHON_IMAGE, the base image is python:<python>-slim, which must exist; with it,
+/// the image build checks that its Python is the description's.
+pub fn base_image(d: &Description, python_image: Option<&str>) -> Result<()> {
+    let version = d.python.as_str();
+    if python_image.is_none_or(str::is_empty) && !PYTHONS.contains(&version) {
+        bail!(
+            "{SECTION}: python = {version:?} has no base image python:{version}-slim: use one of {}, or set PYTHON_IMAGE in the env file to an image with Python {version}",
+            PYTHONS.join(", ")
+        );
     }
     Ok(())
 }
@@ -148,6 +184,18 @@ mod tests {
     }
 
     #[test]
+    fn a_project_at_the_root_passes() {
+        let (root, d) = project();
+        let d = Description { dir: ".".into(), ..d };
+        fs::rename(root.path().join("site/manage.py"), root.path().join("manage.py")).unwrap();
+        fs::rename(root.path().join("site/mysite"), root.path().join("mysite")).unwrap();
+        fs::write(root.path().join("requirements.txt"), "-r requirements/base.txt\n").unwrap();
+        fs::create_dir(root.path().join("requirements")).unwrap();
+        fs::write(root.path().join("requirements/base.txt"), "Django\n").unwrap();
+        on_disk(&d, root.path()).unwrap();
+    }
+
+    #[test]
     fn each_wrong_value_is_named_with_its_fix() {
         let (root, d) = project();
         let cases = [
@@ -165,12 +213,27 @@ mod tests {
             ),
             (Description { dependencies: "setup.py".into(), ..d.clone() }, "name a requirements file"),
             (Description { python: "3".into(), ..d.clone() }, "python = \"3\" is not a Python version"),
+            (
+                Description { run_packages: vec!["libpq5".into(), "Libjpeg".into()], ..d.clone() },
+                "run-packages: \"Libjpeg\" is not a Debian package name",
+            ),
         ];
         for (wrong, expected) in cases {
             let message = error(&wrong, root.path());
             assert!(message.contains(expected), "{message}");
             assert!(message.starts_with(SECTION) && !message.contains('\n'), "{message}");
         }
+    }
+
+    #[test]
+    fn a_python_without_an_official_image_needs_an_image_of_its_own() {
+        let (_, d) = project();
+        let d = Description { python: "3.99".into(), ..d };
+        let error = format!("{:#}", base_image(&d, None).unwrap_err());
+        assert!(error.contains("python = \"3.99\" has no base image python:3.99-slim"), "{error}");
+        assert!(base_image(&d, Some("")).is_err());
+        base_image(&d, Some("registry.example.com/python:3.99")).unwrap();
+        base_image(&Description { python: "3.13".into(), ..d }, None).unwrap();
     }
 
     #[test]

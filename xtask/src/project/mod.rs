@@ -4,10 +4,15 @@
 //! `cargo metadata`, checked against the files on disk before anything is built, and
 //! handed to Compose (and through it to the Dockerfile) as variables.
 
+pub mod build_context;
 mod check;
+mod ignore;
+pub mod own_env;
+pub mod processes;
 
-pub use check::is_identifier;
+pub use check::{base_image, is_identifier};
 
+use std::collections::BTreeMap;
 use std::env;
 use std::path::Path;
 
@@ -15,6 +20,8 @@ use anyhow::{bail, Context as _, Result};
 use serde::Deserialize;
 
 use crate::context::Context;
+use crate::process::{self, Step};
+use crate::project::processes::Process;
 
 /// Where the description lives, as error messages name it.
 pub const SECTION: &str = "[workspace.metadata.django] in Cargo.toml";
@@ -44,6 +51,15 @@ pub struct Description {
     /// the section turns it off (a project that reads its environment itself).
     #[serde(default = "layer_on")]
     pub settings_layer: bool,
+    /// Debian packages the dependencies need to build (compilers, `-dev` headers): in the
+    /// image's builder stage only.
+    pub build_packages: Vec<String>,
+    /// Debian packages the project needs at run time (shared libraries, tools): in the image.
+    pub run_packages: Vec<String>,
+    /// The processes besides web (a worker, a scheduler), by name; read apart from the other
+    /// keys, so that an error names the process.
+    #[serde(skip)]
+    pub processes: BTreeMap<String, Process>,
 }
 
 impl Default for Description {
@@ -57,8 +73,11 @@ impl Default for Description {
             wsgi: "config.wsgi".into(),
             asgi: None,
             dependencies: "requirements.txt".into(),
-            python: "3.12".into(),
+            python: "3.13".into(),
             settings_layer: false,
+            build_packages: Vec::new(),
+            run_packages: Vec::new(),
+            processes: template_processes(),
         }
     }
 }
@@ -75,8 +94,11 @@ impl Description {
     /// root has no `Cargo.toml` or it has no such section.
     pub fn load(cx: &Context) -> Result<Description> {
         let Some(value) = read_section(&cx.root)? else { return Ok(Description::default()) };
-        let description = parse(value)?;
+        let mut description = parse(value)?;
         check::on_disk(&description, &cx.root)?;
+        if description.processes.is_empty() {
+            description.processes = processes::from_procfile(&cx.root, &description.dir)?;
+        }
         Ok(description)
     }
 
@@ -97,13 +119,28 @@ impl Description {
         };
         vec![
             ("DJANGO_DIR", self.dir.clone()),
-            ("DJANGO_DEPENDENCIES", self.dependencies.clone()),
+            ("DJANGO_DEPENDENCIES", self.dependency_path()),
             ("PYTHON_VERSION", self.python.clone()),
             ("DJANGO_SETTINGS", settings.to_owned()),
             ("DJANGO_PROJECT_SETTINGS", own.clone()),
             ("DJANGO_APP", app.clone()),
             ("DJANGO_WORKER_CLASS", worker.to_owned()),
+            ("BUILD_PACKAGES", self.build_packages.join(" ")),
+            ("RUN_PACKAGES", self.run_packages.join(" ")),
         ]
+    }
+}
+
+impl Description {
+    /// The dependency file as a path from the repository root (`dir` is `.` for a project at
+    /// the root), which is where the build context's `deps/` holds it.
+    pub fn dependency_path(&self) -> String {
+        let path: std::path::PathBuf = Path::new(&self.dir)
+            .join(&self.dependencies)
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect();
+        path.to_string_lossy().into_owned()
     }
 }
 
@@ -114,19 +151,15 @@ fn read_section(root: &Path) -> Result<Option<serde_json::Value>> {
     }
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let manifest = root.join("Cargo.toml");
-    let out =
-        duct::cmd!(&cargo, "metadata", "--no-deps", "--format-version", "1", "--offline", "--manifest-path", &manifest)
-            .stdout_capture()
-            .stderr_capture()
-            .unchecked()
-            .run()
-            .with_context(|| format!("cannot run `{cargo} metadata` to read {SECTION}: is cargo on PATH?"))?;
-    if !out.status.success() {
-        let why = String::from_utf8_lossy(&out.stderr);
-        let why = why.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no reason given");
-        bail!("cannot read {}: {why}: fix the file so that `cargo metadata` reads it", manifest.display());
+    let metadata = Step::new(&cargo, root)
+        .args(["metadata", "--no-deps", "--format-version", "1", "--offline", "--manifest-path"])
+        .arg(manifest.to_string_lossy());
+    let out = process::output(&metadata)
+        .with_context(|| format!("cannot run `{cargo} metadata` to read {SECTION}: is cargo on PATH?"))?;
+    if !out.ok {
+        bail!("cannot read {}: {}: fix the file so that `cargo metadata` reads it", manifest.display(), out.why());
     }
-    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).context("cargo metadata printed no JSON")?;
+    let metadata: serde_json::Value = serde_json::from_str(&out.stdout).context("cargo metadata printed no JSON")?;
     Ok(metadata.pointer("/metadata/django").cloned())
 }
 
@@ -139,9 +172,44 @@ fn parse(value: serde_json::Value) -> Result<Description> {
     if let (Some(settings), false) = (keys.get("settings").cloned(), keys.contains_key("dev-settings")) {
         keys.insert("dev-settings".into(), settings);
     }
-    serde_json::from_value(serde_json::Value::Object(keys)).map_err(|e| anyhow::anyhow!("{SECTION}: {e}"))
+    let processes = keys.remove("processes").map(processes::parse).transpose()?.unwrap_or_default();
+    let mut description: Description =
+        serde_json::from_value(serde_json::Value::Object(keys)).map_err(|e| anyhow::anyhow!("{SECTION}: {e}"))?;
+    description.processes = processes;
+    Ok(description)
+}
+
+/// The template's Celery worker and scheduler, as the repository's Cargo.toml describes them.
+fn template_processes() -> BTreeMap<String, Process> {
+    let worker = Process {
+        health: Some("celery -A config inspect ping --timeout 2 -d celery@$HOSTNAME".into()),
+        ..Process::of_command("celery -A config worker --loglevel=INFO --concurrency=2")
+    };
+    let beat = Process {
+        singleton: true,
+        stop_grace_period: 10,
+        ..Process::of_command("celery -A config beat --loglevel=INFO --schedule /tmp/celerybeat-schedule")
+    };
+    BTreeMap::from([("worker".to_owned(), worker), ("beat".to_owned(), beat)])
 }
 
 fn layer_on() -> bool {
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A repository made by `new` describes the template under its own package name
+    /// (`shop.settings.prod`, `celery -A shop`): read back under the template's, it is the same.
+    #[test]
+    fn the_defaults_are_the_repositorys_own_description_of_the_template() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let section = read_section(root).unwrap().expect("the repository describes its project");
+        let package = section["settings"].as_str().and_then(|s| s.split('.').next()).unwrap_or_default().to_owned();
+        let text = section.to_string().replace(&format!("\"{package}."), "\"config.");
+        let text = text.replace(&format!("-A {package} "), "-A config ");
+        assert_eq!(parse(serde_json::from_str(&text).unwrap()).unwrap(), Description::default());
+    }
 }

@@ -43,7 +43,7 @@ pub fn is_plain_name(file: &str) -> bool {
 /// Reads `dir/SHA256SUMS`; a missing file is an empty list.
 pub fn read(dir: &Path) -> Result<Sums> {
     let path = dir.join(FILE_NAME);
-    match super::read_if_present(&path)? {
+    match crate::files::read_if_present(&path)? {
         Some(text) => parse(&text, &path),
         None => Ok(Sums::new()),
     }

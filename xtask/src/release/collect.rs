@@ -27,11 +27,11 @@ pub fn plan(cx: &Context, dir: &Path) -> Result<Plan> {
     if !env_file.is_file() {
         bail!("{} not found: run `{}` to create it, or pass --static-dir DIR", env_file.display(), stack.init_hint());
     }
-    let base = stack::prepare(cx, stack)?;
+    let (base, stage) = stack::prepare_build(cx, stack)?;
     let user = format!("{}:{}", rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw());
     let mount = format!("{}:{STATIC_ROOT}", dir.display());
     let options = ["--user", user.as_str(), "-v", mount.as_str()];
-    stack::built_one_off(&base, &stack.project(cx), OneOff::NoDeps, &options, &["collectstatic", "--noinput"])
+    stack::built_one_off(stage, &base, &stack.project(cx), OneOff::NoDeps, &options, &["collectstatic", "--noinput"])
 }
 
 /// A directory removed with everything in it when dropped, on success or failure alike.
@@ -41,10 +41,6 @@ impl Scratch {
     pub fn create(path: PathBuf) -> Result<Scratch> {
         fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
         Ok(Scratch(path))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
     }
 }
 

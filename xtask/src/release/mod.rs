@@ -12,7 +12,6 @@ mod collect;
 mod gzip;
 mod image;
 mod lock;
-pub(crate) mod manifest;
 mod push;
 mod staging;
 mod tree;
@@ -28,13 +27,13 @@ use std::time::Instant;
 use anyhow::{bail, Context as _, Result};
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 
-use self::manifest::{Artifact, Manifest, Release};
 use self::staging::Staged;
 use self::tree::Entry;
 use self::version::Source;
 use crate::cli::ReleaseArgs;
 use crate::context::Context;
-use crate::plan::runner;
+use crate::manifest::{self, Artifact, Manifest, Release};
+use crate::plan::{runner, Action, Plan, Task};
 use crate::sha256::{self, HashingWriter};
 use crate::stack::compose;
 
@@ -86,32 +85,58 @@ pub fn release(cx: &Context, args: ReleaseArgs) -> Result<()> {
     let options = Options::new(cx, &args)?;
     let scratch_parent = cx.path("target");
     let source = version::read(&cx.root, args.version.as_deref(), args.allow_dirty, &[&options.out, &scratch_parent])?;
-    let Some(static_dir) = &options.static_dir else {
-        return release_collected(cx, &options, &source, started);
+    // Without --static-dir: collectstatic into a scratch directory, archived then removed.
+    let (static_dir, collect) = match &options.static_dir {
+        Some(dir) => (dir.clone(), None),
+        None => {
+            let dir = collect::scratch_path(cx)?;
+            let plan = collect::plan(cx, &dir)?;
+            (dir, Some(plan))
+        }
     };
-    if cx.dry_run {
-        print!("{}", describe(cx, &options, &source, static_dir));
-        return Ok(());
-    }
-    let out = OutDir::open(&options.out, options.wait)?;
-    let entries = tree::collect(static_dir)?;
-    build(cx, &options, &source, &entries, out, started)
+    let release = Releasing { cx: cx.clone(), options, source, static_dir, collect, started };
+    runner::execute(cx, Plan::default().then(Task::act(release)))
 }
 
-/// Without --static-dir: collectstatic into a scratch directory, archived then removed.
-fn release_collected(cx: &Context, options: &Options, source: &Source, started: Instant) -> Result<()> {
-    let dir = collect::scratch_path(cx)?;
-    let plan = collect::plan(cx, &dir)?;
-    if cx.dry_run {
-        print!("{}{}", plan.render(), describe(cx, options, source, &dir));
-        return Ok(());
+/// One release: the static files collected (unless given), then the artifacts built.
+struct Releasing {
+    /// What it describes itself with (names, paths); it runs with the runner's.
+    cx: Context,
+    options: Options,
+    source: Source,
+    static_dir: PathBuf,
+    /// The collectstatic plan, which fills `static_dir`, a scratch directory of ours.
+    collect: Option<Plan>,
+    started: Instant,
+}
+
+impl std::fmt::Debug for Releasing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Releasing({} {})", self.cx.name, self.source.version)
     }
-    let out = OutDir::open(&options.out, options.wait)?;
-    // Dropped on every way out, Ctrl-C included (the runner then returns an error).
-    let scratch = collect::Scratch::create(dir)?;
-    runner::execute(cx, plan)?;
-    let entries = tree::collect(scratch.path())?;
-    build(cx, options, source, &entries, out, started)
+}
+
+impl Action for Releasing {
+    fn render(&self) -> String {
+        let collect = self.collect.as_ref().map(Plan::render).unwrap_or_default();
+        let text = collect + &describe(&self.cx, &self.options, &self.source, &self.static_dir);
+        text.trim_end().to_owned()
+    }
+
+    fn run(&self, cx: &Context) -> Result<()> {
+        let out = OutDir::open(&self.options.out, self.options.wait)?;
+        // Dropped on every way out, Ctrl-C included (the runner then returns an error).
+        let _scratch = match &self.collect {
+            Some(plan) => {
+                let scratch = collect::Scratch::create(self.static_dir.clone())?;
+                runner::run(cx, plan.clone())?;
+                Some(scratch)
+            }
+            None => None,
+        };
+        let entries = tree::collect(&self.static_dir)?;
+        build(cx, &self.options, &self.source, &entries, out, self.started)
+    }
 }
 
 /// The file writes a run would make, as `--dry-run` prints them.
@@ -154,7 +179,7 @@ fn build(
         built.push(build_image(cx, options, source)?);
     }
     // After collectstatic the runner has taken over Ctrl-C, which then only sets a flag.
-    if runner::interrupted() {
+    if crate::process::interrupted() {
         bail!("interrupted: nothing was published");
     }
     let fresh = unpublished(&options.out, &built)?;
@@ -283,15 +308,6 @@ fn publish(
     // Make the new names durable too; a file system that cannot sync a directory loses nothing here.
     let _ = fs::File::open(dir).and_then(|d| d.sync_all());
     result
-}
-
-/// The text of `path`; `None` when there is no such file yet.
-fn read_if_present(path: &Path) -> Result<Option<String>> {
-    match fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
 }
 
 fn staged_text(dir: &Path, name: &str, text: &str) -> Result<Staged> {

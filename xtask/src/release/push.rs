@@ -15,10 +15,10 @@ use anyhow::{bail, Context as _, Result};
 
 use super::collect::Scratch;
 use crate::cli::ReleaseArgs;
-use crate::config::envfile;
 use crate::context::{unique_tag, Context};
-use crate::deploy::registry::{self, Decision, Registry, Tagged};
+use crate::envfile;
 use crate::plan::{runner, Plan, Sink, Step};
+use crate::registry::{self, Decision, Registry, Tagged};
 use crate::sha256;
 use crate::stack::compose;
 

@@ -13,9 +13,9 @@ use anyhow::{anyhow, bail, Context as _, Result};
 
 use crate::cli::VerifyArgs;
 use crate::context::Context;
-use crate::deploy::registry;
+use crate::manifest::{self, Artifact, Manifest};
+use crate::registry;
 use crate::release::checksums::{self, Sums};
-use crate::release::manifest::{self, Artifact, Manifest};
 use crate::release::{user_path, IMAGE_KINDS};
 use crate::sha256;
 

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
+use crate::process::{self, Step};
 use anyhow::{bail, Context as _, Result};
-use xshell::{cmd, Shell};
 
 /// The largest mtime an ustar header holds in its 11 octal digits (the year 2242).
 const MAX_EPOCH: u64 = 0o77777777777;
@@ -20,16 +20,15 @@ pub struct Source {
 /// Reads HEAD in `root`. `outputs` are the release's own directories (inside the tree or
 /// not): files there never count as uncommitted changes.
 pub fn read(root: &Path, version: Option<&str>, allow_dirty: bool, outputs: &[&Path]) -> Result<Source> {
-    let sh = Shell::new()?;
-    sh.change_dir(root);
-    let commit = git(&sh, &["rev-parse", "--verify", "HEAD^{commit}"]).with_context(|| {
+    let sh = root;
+    let commit = git(sh, &["rev-parse", "--verify", "HEAD^{commit}"]).with_context(|| {
         format!(
             "cannot read the git commit of {}: release from a git checkout with at least one commit",
             root.display()
         )
     })?;
     let dirty = dirty_paths(
-        &git(&sh, &["status", "--porcelain", "-z", "--untracked-files=all"])?,
+        &git(sh, &["status", "--porcelain", "-z", "--untracked-files=all"])?,
         &relative_prefixes(root, outputs),
     );
     if !dirty.is_empty() && !allow_dirty {
@@ -42,28 +41,29 @@ pub fn read(root: &Path, version: Option<&str>, allow_dirty: bool, outputs: &[&P
     }
     let version = match version {
         Some(v) => v.to_owned(),
-        None => from_git(&sh, !dirty.is_empty())?,
+        None => from_git(sh, !dirty.is_empty())?,
     };
     check_version(&version)?;
     let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(raw) => parse_epoch(&raw)?,
-        Err(_) => parse_epoch(&git(&sh, &["log", "-1", "--format=%ct", "HEAD"])?)
+        Err(_) => parse_epoch(&git(sh, &["log", "-1", "--format=%ct", "HEAD"])?)
             .context("cannot read the HEAD commit time")?,
     };
     Ok(Source { version, commit, epoch })
 }
 
-fn git(sh: &Shell, args: &[&str]) -> Result<String> {
-    let output = cmd!(sh, "git {args...}").quiet().ignore_status().output().context("cannot run `git`: install git")?;
-    if !output.status.success() {
-        let why = String::from_utf8_lossy(&output.stderr);
-        bail!("`git {}` failed: {}", args.join(" "), why.lines().next().unwrap_or("no message").trim());
+/// `git ARGS` in `root`, which must succeed; its output without the last newline.
+fn git(root: &Path, args: &[&str]) -> Result<String> {
+    let out =
+        process::output(&Step::new("git", root).args(args.iter().copied())).context("cannot run `git`: install git")?;
+    if !out.ok {
+        bail!("`git {}` failed: {}", args.join(" "), out.why());
     }
-    Ok(String::from_utf8_lossy(&output.stdout).trim_end_matches('\n').to_owned())
+    Ok(out.stdout.trim_end_matches('\n').to_owned())
 }
 
 /// The exact `vX.Y.Z` tag on HEAD, else `git describe` (with `-dirty` when it is).
-fn from_git(sh: &Shell, dirty: bool) -> Result<String> {
+fn from_git(sh: &Path, dirty: bool) -> Result<String> {
     let tags = git(sh, &["tag", "--points-at", "HEAD"])?;
     if let Some(version) = version_from_tags(tags.lines()) {
         return Ok(if dirty { format!("{version}-dirty") } else { version });

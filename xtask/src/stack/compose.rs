@@ -3,10 +3,11 @@
 use std::env;
 
 use anyhow::{bail, Result};
-use xshell::cmd;
 
 use crate::context::Context;
-use crate::plan::Step;
+use crate::envfile;
+use crate::plan::{runner, Step};
+use crate::process;
 use crate::project::{Description, Flavour};
 
 /// Which stack a command talks to. Each has its own Compose project name, so the
@@ -24,8 +25,8 @@ impl Stack {
 
     pub fn env_file(self) -> &'static str {
         match self {
-            Stack::Dev => ".env",
-            Stack::Prod { .. } => ".env.prod",
+            Stack::Dev => envfile::DEV_FILE,
+            Stack::Prod { .. } => envfile::PROD_FILE,
         }
     }
 
@@ -53,10 +54,15 @@ impl Stack {
         match self {
             Stack::Dev => &["docker/compose.yml"],
             Stack::Prod { with_db: false } => &["docker/compose.prod.yml"],
-            Stack::Prod { with_db: true } => &["docker/compose.prod.yml", "docker/compose.db.yml"],
+            Stack::Prod { with_db: true } => PROD_WITH_DB,
         }
     }
 }
+
+/// The production stack with its bundled database.
+pub const PROD_WITH_DB: &[&str] = &["docker/compose.prod.yml", "docker/compose.db.yml"];
+
+impl Stack {}
 
 /// How Compose is invoked: `docker compose` (v2 plugin) or `docker-compose` (v1).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,14 +86,15 @@ impl Compose {
         if let Some(chosen) = from_env()? {
             return Ok(chosen);
         }
-        if cx.dry_run {
-            return Ok(Compose::v2());
+        let answers = |program: &str, args: &[&str]| -> Result<Option<bool>> {
+            let probe = Step::new(program, &cx.root).args(args.iter().copied());
+            Ok(runner::probe(cx, &probe).unwrap_or_default().map(|out| out.ok))
+        };
+        match answers("docker", &["compose", "version"])? {
+            None | Some(true) => return Ok(Compose::v2()),
+            Some(false) => {}
         }
-        if v2_plugin_works(cx) {
-            return Ok(Compose::v2());
-        }
-        let sh = cx.shell()?;
-        if cmd!(sh, "docker-compose version").quiet().ignore_stdout().ignore_stderr().run().is_ok() {
+        if answers("docker-compose", &["version"])? == Some(true) {
             return Ok(Compose::v1());
         }
         bail!("Docker Compose not found: install the Compose v2 plugin (Debian/Ubuntu: `apt-get install docker-compose-plugin`, or see https://docs.docker.com/compose/install/), or set XTASK_COMPOSE")
@@ -97,26 +104,40 @@ impl Compose {
     /// env file and compose files, so it works the same from any working directory; the
     /// Django project's description reaches the compose files as variables.
     pub fn step(&self, cx: &Context, stack: Stack, project: &Description) -> Step {
+        let flavour = if stack == Stack::Dev { Flavour::Dev } else { Flavour::Prod };
+        let files = Files { project: stack.project(cx), env_file: stack.env_file(), compose_files: stack.files() };
+        self.step_for(cx, &files, flavour, project)
+    }
+
+    /// Like [`Compose::step`], for a Compose project of the production image that is no
+    /// stack of the user's (the throwaway one of `cargo xtask test`).
+    pub fn step_for(&self, cx: &Context, files: &Files, flavour: Flavour, project: &Description) -> Step {
         let mut step = Step::new(&self.program, &cx.root)
             .args(self.prefix.iter().cloned())
             .arg("--project-name")
-            .arg(stack.project(cx))
+            .arg(&files.project)
             .arg("--project-directory")
             .arg(cx.root.to_string_lossy())
             .arg("--env-file")
-            .arg(cx.path(stack.env_file()).to_string_lossy());
-        for file in stack.files() {
+            .arg(cx.path(files.env_file).to_string_lossy());
+        for file in files.compose_files {
             step = step.arg("-f").arg(cx.path(file).to_string_lossy());
         }
-        if let Stack::Prod { .. } = stack {
+        if flavour == Flavour::Prod {
             step = step.env("WEB_IMAGE", web_image(cx));
         }
-        let flavour = if stack == Stack::Dev { Flavour::Dev } else { Flavour::Prod };
         for (key, value) in project.compose_vars(flavour) {
             step = step.env(key, value);
         }
         step
     }
+}
+
+/// What a Compose command is about: its project name, env file and compose files.
+pub struct Files {
+    pub project: String,
+    pub env_file: &'static str,
+    pub compose_files: &'static [&'static str],
 }
 
 /// `step` with more compose files after the stack's own (an overlay its env file selects).
@@ -126,8 +147,7 @@ pub fn add_files(cx: &Context, step: Step, files: &[&str]) -> Step {
 
 /// Whether `docker compose version` answers: the v2 plugin is installed where docker finds it.
 pub fn v2_plugin_works(cx: &Context) -> bool {
-    let Ok(sh) = cx.shell() else { return false };
-    cmd!(sh, "docker compose version").quiet().ignore_stdout().ignore_stderr().run().is_ok()
+    process::output(&Step::new("docker", &cx.root).args(["compose", "version"])).is_ok_and(|out| out.ok)
 }
 
 /// The production web image's name, known so releases can save it.
@@ -149,18 +169,12 @@ fn from_env() -> Result<Option<Compose>> {
 /// Stops with a clear line when the Docker engine does not answer, rather than letting
 /// Compose fail later with a connection trace.
 pub fn require_engine(cx: &Context) -> Result<()> {
-    if cx.dry_run {
-        return Ok(());
-    }
-    let sh = cx.shell()?;
-    let format = "{{.ServerVersion}}";
-    let output = cmd!(sh, "docker info --format {format}").quiet().ignore_status().output();
-    match output {
-        Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => {
-            let why = String::from_utf8_lossy(&out.stderr);
-            let why = why.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no answer");
-            bail!("cannot reach the Docker engine ({why}): start the Docker daemon or set DOCKER_HOST")
+    let info = Step::new("docker", &cx.root).args(["info", "--format", "{{.ServerVersion}}"]);
+    match runner::probe(cx, &info) {
+        Ok(None) => Ok(()),
+        Ok(Some(out)) if out.ok => Ok(()),
+        Ok(Some(out)) => {
+            bail!("cannot reach the Docker engine ({}): start the Docker daemon or set DOCKER_HOST", out.why())
         }
         Err(_) => bail!("`docker` not found on PATH: install Docker Engine (https://docs.docker.com/engine/install/)"),
     }

