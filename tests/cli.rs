@@ -464,10 +464,11 @@ fn dry_run_prints_the_plan_and_calls_nothing() {
         line("up --detach --no-deps --no-build --no-recreate --scale 'web=<2 x running>' web"),
         line("up --detach --no-deps --no-build --no-recreate --scale 'worker=<running + 1>' worker"),
         "# wait up to 120s until the new web container(s) NEW... and those of the workers are up; else `cd ROOT && docker rm --force NEW...`, and the old ones keep serving".into(),
+        format!("# list nginx's workers (PIDS): {}", line(&format!("exec -T nginx sh -c {WORKER_PIDS_QUOTED}"))),
         "# write ROOT/.stack/nginx/django_web.conf naming NEW..., then:".into(),
         line("exec -T nginx nginx -t -q"),
         line("exec -T nginx nginx -s reload"),
-        format!("# wait up to 10s while nginx has workers of the old configuration: {}", line("exec -T nginx sh -c 'cat /proc/[0-9]*/cmdline'")),
+        "# wait up to 30s until PIDS have finished their requests and exited, listing them again".into(),
         docker("stop OLD..."),
         docker("rm OLD..."),
         docker("stop -t 60 OLD-worker..."),
@@ -483,9 +484,9 @@ fn dry_run_prints_the_plan_and_calls_nothing() {
         format!("# then, if `{}` lists a service besides those: {}", line("config --services"), line("up --detach --no-build")),
     ];
     assert_eq!(lines[3..3 + deploy.len()], deploy, "{stdout}");
-    assert!(lines[26].starts_with("# wait up to 120s"), "{}", lines[26]);
-    assert_eq!(lines[27], "# then: the production stack is up at https://example.com:8443/");
-    assert_eq!(lines.len(), 28, "{stdout}");
+    assert!(lines[27].starts_with("# wait up to 120s"), "{}", lines[27]);
+    assert_eq!(lines[28], "# then: the production stack is up at https://example.com:8443/");
+    assert_eq!(lines.len(), 29, "{stdout}");
     assert!(!sandbox.root().join("certs").exists(), "the dry run wrote certificates");
     assert!(!stdout.contains("PRIVATE KEY"), "{stdout}");
 }
@@ -657,6 +658,11 @@ fn deploy_calls(sandbox: &Sandbox) -> Vec<String> {
     after.map(|c| c.replace(&compose, "COMPOSE")).collect()
 }
 
+/// How a redeploy lists nginx's workers, as the fake records it and as `--dry-run` quotes it.
+const WORKER_PIDS: &str = "cd /proc && for f in [0-9]*/cmdline; do grep -qs ^nginx:.worker $f && echo $f; done; exit 0";
+const WORKER_PIDS_QUOTED: &str =
+    "'cd /proc && for f in [0-9]*/cmdline; do grep -qs ''^nginx:.worker $f && echo $f; done; exit 0'";
+
 /// How `prod` reads the web image's id (what it deploys, what its release steps ran for).
 const IMAGE_ID: &str = "ROOT|WEB_IMAGE=|docker image inspect --format {{.Id}} shop-web";
 
@@ -691,9 +697,11 @@ fn prod_against_a_running_stack_starts_beside_it_switches_nginx_then_drains() {
         health("shop-prod-worker-2 shop-prod-web-2"),
         steady("shop-prod-worker-2 shop-prod-web-2"),
         health("shop-prod-web-2"),
+        format!("COMPOSE exec -T nginx sh -c {WORKER_PIDS}"),
         "COMPOSE exec -T nginx nginx -t -q".into(),
         "COMPOSE exec -T nginx nginx -s reload".into(),
-        "COMPOSE exec -T nginx sh -c cat /proc/[0-9]*/cmdline".into(),
+        // The worker of before the reload is gone at the first look.
+        format!("COMPOSE exec -T nginx sh -c {WORKER_PIDS}"),
         "ROOT|WEB_IMAGE=|docker stop shop-prod-web-1".into(),
         "ROOT|WEB_IMAGE=|docker rm shop-prod-web-1".into(),
         // The old worker finishes its tasks within its grace period; the scheduler is stopped

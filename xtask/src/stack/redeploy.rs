@@ -35,12 +35,14 @@ use crate::stack::upstream;
 const WEB: &str = "web";
 const NGINX: &str = "nginx";
 /// How long nginx's workers of the old configuration may take to finish the requests they
-/// hold (a slow upload still arriving) before the old containers are told to stop anyway;
-/// requests already at gunicorn then still get its graceful timeout.
-const NGINX_DRAIN: Duration = Duration::from_secs(10);
+/// hold (a slow upload still arriving) before the old containers are told to stop anyway:
+/// gunicorn's own timeout, beyond which it would not finish such a request either.
+const NGINX_DRAIN: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(250);
-/// What nginx calls a worker of a configuration it has replaced (its process title).
-const OLD_WORKER: &str = "shutting down";
+/// Lists nginx's worker processes, one `PID/cmdline` line each, by their process title (the
+/// pattern's anchor keeps sh and grep themselves out); a process that ends meanwhile is
+/// skipped.
+const WORKER_PIDS: &str = "cd /proc && for f in [0-9]*/cmdline; do grep -qs ^nginx:.worker $f && echo $f; done; exit 0";
 /// How long a process without a healthcheck must keep running, unrestarted, to count as up.
 const SETTLE: Duration = Duration::from_secs(3);
 
@@ -167,20 +169,11 @@ impl Deploy {
             .and_then(|()| self.start_workers(&old_workers, &mut new_workers))
             .and_then(|()| self.wait_up(cx, &new_workers.iter().chain(&new).cloned().collect::<Vec<_>>()))
             .and_then(|()| self.switch_to(cx, &new));
-        if let Err(error) = switched {
-            let started: Vec<String> = new.iter().chain(&new_workers).cloned().collect();
-            if !started.is_empty() {
-                let _ = process::run(&self.docker(&["rm", "--force"], &started));
-            }
-            let removed = if started.is_empty() {
-                "none was started".to_owned()
-            } else {
-                format!("{} removed", started.join(", "))
-            };
-            let why = format!("the new version was not switched to ({removed}); {} still serve(s)", old.join(", "));
-            return Err(error.context(NotSwitched(why)));
-        }
-        self.drain(old)?;
+        let nginx_workers = match switched {
+            Ok(workers) => workers,
+            Err(error) => return Err(self.not_switched(error, &new, &new_workers, old)),
+        };
+        self.drain(old, nginx_workers)?;
         self.stop_old_workers(&old_workers)?;
         self.replace_singletons(cx, old_image.as_deref().map(str::trim).unwrap_or_default())?;
         if let Some(image) = old_image.as_deref().map(str::trim).filter(|id| !id.is_empty()) {
@@ -192,15 +185,38 @@ impl Deploy {
         health::wait_for(cx, Target::Stack(&self.compose), self.timeout_secs)
     }
 
+    /// Removes what a redeploy that failed before its switch started: the old version still
+    /// serves.
+    fn not_switched(
+        &self,
+        error: anyhow::Error,
+        new: &[String],
+        new_workers: &[String],
+        old: &[String],
+    ) -> anyhow::Error {
+        let started: Vec<String> = new.iter().chain(new_workers).cloned().collect();
+        if !started.is_empty() {
+            let _ = process::run(&self.docker(&["rm", "--force"], &started));
+        }
+        let removed = match started.is_empty() {
+            true => "none was started".to_owned(),
+            false => format!("{} removed", started.join(", ")),
+        };
+        let why = format!("the new version was not switched to ({removed}); {} still serve(s)", old.join(", "));
+        error.context(NotSwitched(why))
+    }
+
     /// Waits for the new containers, then points nginx at them; the upstream file is put
-    /// back when nginx refuses the new one.
-    fn switch_to(&self, cx: &Context, new: &[String]) -> Result<()> {
+    /// back when nginx refuses the new one. The pids of nginx's workers before the reload
+    /// (None when they could not be listed) are those the drain waits for.
+    fn switch_to(&self, cx: &Context, new: &[String]) -> Result<Option<Vec<String>>> {
         if new.is_empty() {
             bail!("`{}` started no new web container", self.scale_up(WEB, "N"));
         }
         health::wait_for(cx, Target::Containers(new), self.timeout_secs)?;
         stop_if_interrupted()?;
         let before = upstream::read(&cx.root);
+        let workers = self.nginx_worker_pids();
         upstream::write(&cx.root, new)?;
         let reloaded = process::run(&self.nginx(&["nginx", "-t", "-q"]))
             .and_then(|()| process::run(&self.nginx(&["nginx", "-s", "reload"])));
@@ -209,7 +225,15 @@ impl Deploy {
                 let _ = upstream::write_text(&cx.root, &text);
             }
         }
-        reloaded
+        reloaded.map(|()| workers)
+    }
+
+    /// The pids of nginx's worker processes; None when they cannot be listed (nginx always
+    /// has one, so an empty list is one that failed).
+    fn nginx_worker_pids(&self) -> Option<Vec<String>> {
+        let listing = process::stdout_of(&self.nginx_workers())?;
+        let pids: Vec<String> = listing.lines().filter_map(|l| l.split('/').next()).map(str::to_owned).collect();
+        (!pids.is_empty()).then_some(pids)
     }
 
     /// The running containers of each worker (a process that is no singleton), by service.
@@ -300,12 +324,18 @@ impl Deploy {
         }
     }
 
-    /// Lets nginx's old workers finish what they hold, then stops and removes the old containers.
-    fn drain(&self, old: &[String]) -> Result<()> {
+    /// Lets nginx's workers of before the reload finish what they hold and exit, then stops
+    /// and removes the old containers. Those workers are waited for by pid: `nginx -s reload`
+    /// only signals the master, which may not have told them to shut down yet, so their
+    /// titles alone could say nothing is draining. Unknown pids mean the whole wait.
+    fn drain(&self, old: &[String], workers: Option<Vec<String>>) -> Result<()> {
         let deadline = Instant::now() + NGINX_DRAIN;
         while Instant::now() < deadline {
-            let titles = process::stdout_of(&self.nginx_workers()).unwrap_or_default();
-            if !titles.contains(OLD_WORKER) {
+            let finished = match (&workers, self.nginx_worker_pids()) {
+                (Some(before), Some(now)) => !before.iter().any(|pid| now.contains(pid)),
+                _ => false,
+            };
+            if finished {
                 break;
             }
             sleep(POLL);
@@ -350,9 +380,9 @@ impl Deploy {
         self.compose.clone().args(["exec", "-T", NGINX]).args(command.iter().copied())
     }
 
-    /// The process titles inside the nginx container, NUL-separated.
+    /// nginx's worker processes (see [`WORKER_PIDS`]).
     fn nginx_workers(&self) -> Step {
-        self.nginx(&["sh", "-c", "cat /proc/[0-9]*/cmdline"])
+        self.nginx(&["sh", "-c", WORKER_PIDS])
     }
 
     fn docker(&self, command: &[&str], names: &[String]) -> Step {
@@ -389,14 +419,11 @@ impl Deploy {
                 self.timeout_secs,
                 self.docker(&["rm", "--force"], &["NEW...".into()])
             ),
+            format!("# list nginx's workers (PIDS): {}", self.nginx_workers()),
             format!("# write {} naming NEW..., then:", display(&file)),
             self.nginx(&["nginx", "-t", "-q"]).to_string(),
             self.nginx(&["nginx", "-s", "reload"]).to_string(),
-            format!(
-                "# wait up to {}s while nginx has workers of the old configuration: {}",
-                NGINX_DRAIN.as_secs(),
-                self.nginx_workers()
-            ),
+            format!("# wait up to {}s until PIDS have finished their requests and exited, listing them again", NGINX_DRAIN.as_secs()),
             self.docker(&["stop"], &old).to_string(),
             self.docker(&["rm"], &old).to_string(),
         ]);
