@@ -80,7 +80,13 @@ impl Load {
         }
         let seen = self.seen.lock().unwrap();
         let since: Vec<&Outcome> = seen.iter().filter(|o| o.at >= phase).collect();
-        let failed: Vec<&String> = since.iter().filter_map(|o| o.failure.as_ref()).collect();
+        let failed: Vec<String> = since
+            .iter()
+            .filter_map(|o| {
+                let into = o.at.duration_since(phase);
+                o.failure.as_ref().map(|f| format!("{f} (sent {into:.1?} into it, answered in {:.1?})", o.latency))
+            })
+            .collect();
         let longest = since.iter().map(|o| o.latency).max().unwrap_or_default();
         eprintln!("e2e: load: {what}: {} requests, {} failed, slowest {longest:.1?}", since.len(), failed.len());
         assert!(since.len() >= CLIENTS, "the loop sent almost nothing during {what}");

@@ -184,10 +184,19 @@ impl Node {
         Command::new("docker").arg("-H").arg(format!("unix://{}", self.socket().display())).args(args).output().unwrap()
     }
 
-    pub fn docker_ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert!(out.status.success(), "docker (second node) {args:?}: {}", text(&out.stderr));
-        text(&out.stdout).trim().to_owned()
+    /// Joins the swarm whose manager is at `manager`. A busy manager makes `swarm join`
+    /// give up waiting ("Timeout was reached before node joined") while the join goes on in
+    /// the background, so the node's own state decides.
+    pub fn join(&self, token: &str, manager: &str) {
+        let out = self.docker(&["swarm", "join", "--token", token, manager]);
+        if out.status.success() {
+            return;
+        }
+        let state = wait_for(Duration::from_secs(90), Duration::from_millis(500), || {
+            let state = self.docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+            (text(&state.stdout).trim() == "active").then_some(())
+        });
+        assert!(state.is_some(), "docker (second node) swarm join {manager}: {}", text(&out.stderr));
     }
 
     /// Copies a local image to the node, as its own registry would have it.

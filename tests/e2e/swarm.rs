@@ -199,7 +199,7 @@ fn joins_a_second_node(node: &Node, stack: &str, site: Site, load: &Load) {
     let started = Instant::now();
     node.load(&value(&suite().images, "NGINX_IMAGE"));
     let token = docker_ok(&["swarm", "join-token", "-q", "worker"]);
-    node.docker_ok(&["swarm", "join", "--token", &token, &format!("{}:2377", node::HOST_ADDRESS)]);
+    node.join(&token, &format!("{}:2377", node::HOST_ADDRESS));
     let edges = wait_for(Duration::from_secs(120), Duration::from_millis(500), || {
         let nodes = running_on(&format!("{stack}_edge"));
         nodes.contains(&node::HOSTNAME.to_owned()).then_some(nodes)
