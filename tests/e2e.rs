@@ -15,15 +15,18 @@
 mod acme;
 mod adopt;
 mod adopt_root;
+mod backup;
 mod browser;
 mod chain;
 mod failures;
 mod harness;
 mod http;
 mod load;
+mod netns;
 mod node;
 mod push;
 mod redeploy;
+mod sftp;
 mod swarm;
 mod tasks;
 
@@ -221,6 +224,9 @@ fn uploads_survive_restarts_and_database_outages() {
     assert_listed(port, &committed);
     let web_now = docker_ok(&["inspect", "--format", "{{.State.StartedAt}}", &web]);
     assert_eq!(web_now, web_started, "web was restarted to get over the database outages");
+
+    // The same data off the host, and back into a stack whose volumes were wiped.
+    backup::survives_the_host(&project, port, &committed);
 
     project.ok(&["down", "--prod"]);
     assert_eq!(volume_roles(&project), ["media", "pgdata", "redis", "static"], "down without --volumes lost a volume");

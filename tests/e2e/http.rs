@@ -187,7 +187,9 @@ fn curl(
     }
     if !body.is_empty() || method == "POST" {
         std::fs::write(&sent, body)?;
-        command.arg("--data-binary").arg(format!("@{}", sent.display()));
+        // A large body would make curl ask `Expect: 100-continue`, and the header file would
+        // begin with the interim 100 rather than the answer.
+        command.args(["--header", "Expect:"]).arg("--data-binary").arg(format!("@{}", sent.display()));
     }
     let out = command.arg(site.url(path)).stdin(Stdio::null()).output()?;
     if !out.status.success() {

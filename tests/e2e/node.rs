@@ -13,6 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use super::harness::{text, wait_for};
+use super::netns;
 
 /// The host end of the pair, which the manager advertises, and the node's end.
 pub const HOST_ADDRESS: &str = "10.231.0.1";
@@ -79,25 +80,7 @@ impl Node {
     }
 
     fn network(&self) -> Result<(), String> {
-        let peer = format!("{}n", self.host_veth);
-        let inside = |args: &str| format!("ip netns exec {} {args}", self.netns);
-        let script = [
-            format!("ip netns add {}", self.netns),
-            format!("ip link add {} type veth peer name {peer}", self.host_veth),
-            format!("ip link set {peer} netns {}", self.netns),
-            format!("ip addr add {HOST_ADDRESS}/24 dev {}", self.host_veth),
-            format!("ip link set {} up", self.host_veth),
-            inside(&format!("ip addr add {NODE_ADDRESS}/24 dev {peer}")),
-            inside(&format!("ip link set {peer} up")),
-            inside("ip link set lo up"),
-        ];
-        for line in script {
-            let out = Command::new("sh").args(["-c", &line]).output().map_err(|e| e.to_string())?;
-            if !out.status.success() {
-                return Err(format!("`{line}` failed: {}", text(&out.stderr).trim()));
-            }
-        }
-        Ok(())
+        netns::create(&self.netns, &self.host_veth, HOST_ADDRESS, NODE_ADDRESS)
     }
 
     /// 127.0.0.1:PORT inside the namespace, through the host end, to 127.0.0.1:PORT here.
@@ -231,7 +214,6 @@ impl Drop for Node {
                 let _ = child.wait();
             }
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.netns]).status();
-        let _ = Command::new("ip").args(["link", "del", &self.host_veth]).stderr(Stdio::null()).status();
+        netns::remove(&self.netns, &self.host_veth);
     }
 }

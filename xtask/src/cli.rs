@@ -58,6 +58,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Back up, restore and inspect the stack's database
     Db(DbArgs),
+    /// Snapshots of the production site's data (database and media) in BACKUP_REPOSITORY, off this host
+    Backup(BackupArgs),
     /// The production stack's certificates (`tls ca`: the local CA's path; `tls renew`: certbot)
     Tls(TlsArgs),
     /// Run every check and test in order, then print a summary table
@@ -253,6 +255,40 @@ pub struct DbListArgs {
     /// Directory holding the backups [default: backups/ in the project root]
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    #[command(subcommand)]
+    pub command: Option<BackupCommand>,
+}
+
+// Without a subcommand, `backup` takes a snapshot.
+#[derive(Debug, Clone, Subcommand)]
+pub enum BackupCommand {
+    /// Take a snapshot of the database and the media now (the default), then apply BACKUP_KEEP
+    Now,
+    /// List the snapshots with their time, size and release
+    List,
+    /// Restore a snapshot into a scratch database and directory, compare it with its manifest, then `restic check`
+    Verify(BackupVerifyArgs),
+    /// Replace the site's database and media with a snapshot, after a safety snapshot of them
+    Restore(BackupRestoreArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BackupVerifyArgs {
+    /// The snapshot's id [default: latest]
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BackupRestoreArgs {
+    /// The snapshot's id (see `backup list`), or `latest`
+    pub id: String,
+    /// Replace the data without asking; without it, restore only says what it would replace
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Clone, Args)]

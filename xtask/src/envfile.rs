@@ -72,6 +72,11 @@ impl EnvFile {
 /// The env files of the dev and production stacks, in the project root.
 pub const DEV_FILE: &str = ".env";
 pub const PROD_FILE: &str = ".env.prod";
+
+/// A variable of the environment, else of the env file's `vars`; None when blank in both.
+pub fn setting(vars: &BTreeMap<String, String>, key: &str) -> Option<String> {
+    std::env::var(key).ok().or_else(|| vars.get(key).cloned()).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
 /// The value the committed example files give every secret, which production refuses.
 pub const EXAMPLE_VALUE: &str = "change-me";
 

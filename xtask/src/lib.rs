@@ -5,9 +5,10 @@
 //! writes and checks the env files, [`tls`] provides the certificates nginx serves,
 //! [`stack`] runs the dev and prod stacks, [`release`] builds and verifies the artifacts
 //! (and pushes the images to the registry of [`deploy`]),
-//! [`db`] backs up and restores the database, and [`ci`] runs every check with the
+//! [`db`] backs up and restores the database, [`backup`] snapshots the site's data off the host, and [`ci`] runs every check with the
 //! [`tools`] it installs; [`new`] starts a repository of its own from this one.
 
+pub mod backup;
 pub mod certs;
 pub mod ci;
 pub mod cli;

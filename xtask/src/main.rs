@@ -6,7 +6,7 @@ use clap::Parser;
 use xtask::cli::{Cli, Command};
 use xtask::config::{check, init};
 use xtask::process::error;
-use xtask::{ci, db, deploy, new, release, stack, tls, Context};
+use xtask::{backup, ci, db, deploy, new, release, stack, tls, Context};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Command::Release(args) => release::release(&cx, args),
         Command::Verify(args) => release::verify::verify(&cx, args),
         Command::Db(args) => db::db(&cx, args),
+        Command::Backup(args) => backup::backup(&cx, args),
         Command::Tls(args) => tls::tls(&cx, args),
         Command::Ci(args) => ci::ci(&cx, args),
         Command::New(args) => new::new(&cx, args),

@@ -19,7 +19,7 @@ use crate::process::error::ChildFailed;
 use crate::tools;
 use crate::tools::system::{
     self, SystemTool, CERTUTIL, CHROMEDRIVER, CHROMIUM, COMPOSE_V1, CURL, DEBOOTSTRAP, DOCKER, DOCKER_REGISTRY, NGINX,
-    OPENSSL, PEBBLE, PEBBLE_CHALLTESTSRV, POSTGRES, PYTHON_VENV,
+    OPENSSL, PEBBLE, PEBBLE_CHALLTESTSRV, POSTGRES, PYTHON_VENV, RESTIC, SSH, SSHD,
 };
 use report::{Outcome, Ran};
 use skips::SkipsFile;
@@ -101,9 +101,15 @@ fn plan(cx: &Context) -> Vec<Check> {
     let lint = needs(&[&PYTHON_VENV]).pip_tools();
     let browser = [&CHROMIUM, &CHROMEDRIVER, &CERTUTIL];
     let acme = [&PEBBLE, &PEBBLE_CHALLTESTSRV];
+    let backup = [&RESTIC, &SSHD, &SSH];
     let e2e = needs(
-        &[&[&PYTHON_VENV, &DOCKER, &COMPOSE_V1, &DEBOOTSTRAP, &DOCKER_REGISTRY, &CURL, &OPENSSL][..], &browser, &acme]
-            .concat(),
+        &[
+            &[&PYTHON_VENV, &DOCKER, &COMPOSE_V1, &DEBOOTSTRAP, &DOCKER_REGISTRY, &CURL, &OPENSSL][..],
+            &browser,
+            &acme,
+            &backup,
+        ]
+        .concat(),
     )
     .pip_tools()
     .engine();

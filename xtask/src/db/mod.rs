@@ -1,8 +1,8 @@
 //! The `db` commands: back up the stack's database to a checksummed file, restore it
 //! from one, list the backups, and open psql on it.
 
-mod human;
-mod target;
+pub(crate) mod human;
+pub(crate) mod target;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -26,7 +26,7 @@ const BACKUPS: &str = "backups";
 /// Drops what the backup replaces, and rolls everything back if any statement fails.
 /// `--no-owner`: objects belong to the user restoring, so a backup of another stack
 /// (with another user name) restores too.
-const RESTORE: &[&str] =
+pub(crate) const RESTORE: &[&str] =
     &["pg_restore", "--clean", "--if-exists", "--single-transaction", "--exit-on-error", "--no-owner"];
 
 pub fn db(cx: &Context, args: DbArgs) -> Result<()> {

@@ -9,7 +9,7 @@ use anyhow::{bail, Context as _, Result};
 
 use crate::certs::{self, Mode};
 use crate::context::Context;
-use crate::envfile::{holds_secret, EnvFile};
+use crate::envfile::{holds_secret, setting, EnvFile};
 use crate::project::processes::Process;
 use crate::sha256;
 use crate::stack::compose::Stack;
@@ -181,11 +181,6 @@ fn object_name(stack: &str, key: &str, version: &str) -> String {
     let slug: String =
         key.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
     format!("{stack}_{slug}_{version}")
-}
-
-/// A variable of the environment, else of .env.prod; None when blank in both.
-fn setting(vars: &BTreeMap<String, String>, key: &str) -> Option<String> {
-    std::env::var(key).ok().or_else(|| vars.get(key).cloned()).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
 fn replicas(vars: &BTreeMap<String, String>) -> Result<u64> {

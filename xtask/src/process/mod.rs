@@ -17,7 +17,7 @@ use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 
 use self::error::{status_code, ChildFailed, Interrupted};
 
@@ -133,9 +133,12 @@ pub fn output(step: &Step) -> Result<Output> {
 /// archive, say) and its stderr captured; what `read` returned comes back with the outcome.
 pub fn read_stdout<T>(step: &Step, read: impl FnOnce(&mut dyn std::io::Read) -> T) -> Result<(Output, T)> {
     echo(step);
-    let reader =
-        expression(step).stderr_capture().stdin_null().unchecked().reader().with_context(|| not_found(step))?;
+    let child = with_stdin(expression(step).stderr_capture().unchecked(), step, true);
+    let reader = child.reader().with_context(|| not_found(step))?;
     let value = read(&mut &reader);
+    // What `read` left unread (a tar archive's end padding, or all of it after an error):
+    // read to the end, where the reader waits for the child to exit.
+    std::io::copy(&mut &reader, &mut std::io::sink()).context("cannot read the child's output")?;
     let done = reader.try_wait()?.context("the child did not finish")?;
     let out = Output {
         ok: done.status.success(),
@@ -143,6 +146,16 @@ pub fn read_stdout<T>(step: &Step, read: impl FnOnce(&mut dyn std::io::Read) -> 
         stderr: String::from_utf8_lossy(&done.stderr).into_owned(),
     };
     Ok((out, value))
+}
+
+/// A child's standard output, which must succeed: else an error naming `what` it was for,
+/// the command and the line of its stderr that says why.
+pub fn captured(step: &Step, what: &str) -> Result<String> {
+    let out = output(step)?;
+    if !out.ok {
+        bail!("cannot {what}: `{step}` failed: {}", out.why());
+    }
+    Ok(out.stdout)
 }
 
 /// A short probe's standard output, or None when it cannot run or fails.

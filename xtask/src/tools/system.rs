@@ -67,6 +67,11 @@ pub const DEBOOTSTRAP: SystemTool = SystemTool { name: "debootstrap" };
 /// Makes the end-to-end suite's second Swarm node (a network namespace and a veth pair);
 /// without it the swarm scenario says why and runs on one node.
 pub const IP: SystemTool = SystemTool { name: "ip" };
+/// Stores the site's snapshots (`cargo xtask backup`): encrypted, deduplicated, checked.
+pub const RESTIC: SystemTool = SystemTool { name: "restic" };
+/// The backup scenario's SFTP host, and the client restic runs to reach it.
+pub const SSHD: SystemTool = SystemTool { name: "sshd" };
+pub const SSH: SystemTool = SystemTool { name: "ssh" };
 /// `python3 -m venv` needs ensurepip, which Debian splits out of python3.
 pub const PYTHON_VENV: SystemTool = SystemTool { name: "python3 venv" };
 
@@ -210,7 +215,7 @@ mod tests {
     use super::*;
 
     /// Every tool this module names.
-    const TOOLS: [SystemTool; 15] = [
+    const TOOLS: [SystemTool; 18] = [
         NGINX,
         POSTGRES,
         DOCKER,
@@ -225,6 +230,9 @@ mod tests {
         DOCKER_REGISTRY,
         DEBOOTSTRAP,
         IP,
+        RESTIC,
+        SSHD,
+        SSH,
         PYTHON_VENV,
     ];
 
