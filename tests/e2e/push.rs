@@ -190,7 +190,7 @@ pub fn release_push(project: &Project, version: &str) -> Registry {
 }
 
 /// The images a release pushes, as manifest.json names them.
-const KINDS: [&str; 2] = ["static", "web"];
+pub const KINDS: [&str; 2] = ["static", "web"];
 
 /// `docker build -t TAG -` of `dockerfile`, with no context.
 fn build_from_stdin(tag: &str, dockerfile: &str) {

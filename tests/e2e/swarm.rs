@@ -16,7 +16,7 @@ use super::harness::{self, docker, docker_ok, git, repo, suite, text, timing, va
 use super::http::{self, Site};
 use super::load::{failures, Load, CLIENTS};
 use super::node::{self, Node};
-use super::push::Registry;
+use super::push::{self, Registry};
 use super::tasks::{self, Db};
 
 /// The Swarm of this test: initialised on this engine, and on drop the stacks removed (their
@@ -283,6 +283,9 @@ fn deploy_under_load(project: &Project, load: &Load, what: &str, args: &[&str]) 
 fn release(project: &Project, prefix: &str, version: &str) {
     git(&project.root(), &["add", "-A"]);
     git(&project.root(), &["commit", "-q", "-m", &format!("Version {version}")]);
+    for kind in push::KINDS {
+        project.remove_later(&format!("{prefix}/{kind}:{version}"));
+    }
     let started = Instant::now();
     let out = project.xtask_env(&["release", "--push", "--version", version], &[("REGISTRY", prefix)]);
     assert!(out.status.success(), "release --push {version} failed:\n{}{}", text(&out.stdout), text(&out.stderr));
