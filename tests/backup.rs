@@ -70,7 +70,7 @@ fn the_dry_run_prints_the_snapshot_with_restic_over_ssh_by_key_and_no_password()
     assert_eq!(run.code, 0, "{}", run.stderr);
     let root = project.root().display().to_string();
     let plan = run.stdout.replace(&root, "ROOT");
-    let ssh = "'sftp.command=ssh -i ROOT/certs/backup_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes backup@10.0.0.2 -s sftp'";
+    let ssh = "'sftp.command=ssh -i ROOT/certs/backup_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=20 backup@10.0.0.2 -s sftp'";
     let restic = format!("RESTIC_PASSWORD=*** restic -r sftp:backup@10.0.0.2:/srv/site -o {ssh}");
     for line in [
         "cd ROOT && docker volume inspect --format '{{.Name}}' shop-prod_media",

@@ -7,8 +7,10 @@ use std::time::Instant;
 
 use super::harness::{docker_ok, text, timing, Project};
 use super::http::Site;
-use super::sftp::SftpHost;
+use super::sftp::{SftpHost, SERVER_ADDRESS};
 use super::{assert_listed, get_ok, media_url, upload, Csrf};
+
+const PASSWORD: &str = "e2e-backup-password-0123456789";
 
 /// The large upload: big enough that a second snapshot sending it again would show.
 const LARGE: usize = 6 * 1024 * 1024;
@@ -63,7 +65,7 @@ pub fn survives_the_host(project: &Project, site: Site, committed: &[String]) {
     let started = Instant::now();
     let restored = text(&project.ok(&["backup", "restore", "latest", "--yes"]).stdout);
     timing("backup: restore into the fresh stack", started.elapsed());
-    assert!(restored.contains("restored snapshot latest"), "{restored}");
+    assert!(restored.contains("restored snapshot latest") && restored.contains(", release sha256:"), "{restored}");
     assert_eq!(Data::read(project), before, "the restore did not bring every row and media byte back");
 
     let mut names = committed.to_vec();
@@ -76,11 +78,52 @@ pub fn survives_the_host(project: &Project, site: Site, committed: &[String]) {
     let listed = list(project);
     assert!(!listed.contains(&first) && listed.contains(&second), "retention kept:\n{listed}");
     assert!(listed.contains("before-restore"), "no safety snapshot:\n{listed}");
+    faults(project, &host, &before);
+}
+
+/// A wrong password and an unreachable host are one line each and change neither the data nor
+/// the repository; a damaged pack in the repository fails the drill, named.
+fn faults(project: &Project, host: &SftpHost, data: &Data) {
+    let snapshots = list(project);
+    project.set_env(".env.prod", "BACKUP_PASSWORD", "not-the-repository-password-0123");
+    let wrong = project.xtask(&["backup"]);
+    let said = text(&wrong.stderr);
+    assert!(!wrong.status.success() && said.contains("BACKUP_PASSWORD does not open the repository"), "{said}");
+    project.set_env(".env.prod", "BACKUP_PASSWORD", PASSWORD);
+    // An address on the SFTP host's link where nothing answers.
+    let elsewhere = host.repository().replace(SERVER_ADDRESS, "10.232.0.3");
+    project.set_env(".env.prod", "BACKUP_REPOSITORY", &elsewhere);
+    let unreachable = project.xtask(&["backup"]);
+    let said = text(&unreachable.stderr);
+    assert!(!unreachable.status.success(), "a backup to an unreachable host succeeded");
+    assert!(said.contains("cannot open the backup repository sftp:root@10.232.0.3:"), "{said}");
+    project.set_env(".env.prod", "BACKUP_REPOSITORY", &host.repository());
+    assert_eq!(list(project), snapshots, "a failed snapshot changed the repository");
+    assert!(!project.path(".stack/backup/staging").exists(), "a failed snapshot left its staging directory");
+    assert_eq!(Data::read(project), *data, "a failed snapshot changed the data");
+
+    let pack = largest_pack(&host.repository_dir());
+    let mut bytes = std::fs::read(&pack).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&pack, bytes).unwrap();
+    let drill = project.xtask(&["backup", "verify"]);
+    let said = format!("{}{}", text(&drill.stdout), text(&drill.stderr));
+    assert!(!drill.status.success(), "the drill passed on a damaged repository:\n{said}");
+    let name = pack.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(said.contains(&name) && said.contains("restic found errors in the repository"), "{said}");
+}
+
+/// The largest pack file of a restic repository (one holding the large upload's data).
+fn largest_pack(repository: &std::path::Path) -> std::path::PathBuf {
+    let packs = walkdir::WalkDir::new(repository.join("data")).into_iter().filter_map(|e| e.ok());
+    let largest = packs.filter(|e| e.file_type().is_file()).max_by_key(|e| e.metadata().map(|m| m.len()).unwrap_or(0));
+    largest.expect("a pack in the repository").into_path()
 }
 
 fn configure(project: &Project, host: &SftpHost) {
     project.set_env(".env.prod", "BACKUP_REPOSITORY", &host.repository());
-    project.set_env(".env.prod", "BACKUP_PASSWORD", "e2e-backup-password-0123456789");
+    project.set_env(".env.prod", "BACKUP_PASSWORD", PASSWORD);
     project.set_env(".env.prod", "BACKUP_SSH_KEY", &host.key().display().to_string());
     project.set_env(".env.prod", "BACKUP_KNOWN_HOSTS", &host.known_hosts().display().to_string());
     project.set_env(".env.prod", "BACKUP_KEEP", "last=2");

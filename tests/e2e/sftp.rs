@@ -82,7 +82,7 @@ impl SftpHost {
             .sum()
     }
 
-    fn repository_dir(&self) -> PathBuf {
+    pub fn repository_dir(&self) -> PathBuf {
         self.dir.path().join("srv").join("site")
     }
 

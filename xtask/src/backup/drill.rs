@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 
 use super::contents::{self, Manifest, DUMP, MANIFEST, MEDIA};
+use super::lock;
 use super::repository::Repository;
 use super::snapshot::Snapshot;
 use crate::context::Context;
@@ -33,6 +34,11 @@ pub struct Fetch {
 impl Fetch {
     pub fn content(&self) -> PathBuf {
         self.scratch.join("content")
+    }
+
+    /// The lock of the directory the scratch copy is in (see [`lock`]).
+    fn lock(&self) -> Result<lock::Lock> {
+        lock::acquire(self.scratch.parent().unwrap_or(&self.scratch))
     }
 
     fn target(&self) -> PathBuf {
@@ -93,13 +99,15 @@ pub struct Drill {
     pub counts: Step,
     /// `docker rm --force` of it.
     pub remove: Step,
-    /// `restic check` of the repository.
+    /// `restic check --read-data`: every pack of the repository read and verified, so a
+    /// damaged one is named, whichever snapshot it belongs to.
     pub check: Step,
 }
 
 impl Action for Drill {
     fn render(&self) -> String {
         [
+            self.check.to_string(),
             self.fetch.render(),
             "# check the media files' sizes and SHA-256 against the manifest, then a scratch database:".into(),
             self.start.to_string(),
@@ -107,22 +115,23 @@ impl Action for Drill {
             self.load.to_string(),
             format!("# {} reads {}, and its row counts must be the manifest's", self.counts, self.counts_sql.display()),
             format!("# whatever happened: {}, and remove {}", self.remove, self.fetch.scratch.display()),
-            self.check.to_string(),
         ]
         .join("\n")
     }
 
     fn run(&self, _: &Context) -> Result<()> {
         Repository::require_restic()?;
+        let _lock = self.fetch.lock()?;
+        process::run(&self.check)?;
         let checked = self.fetch.run().and_then(|manifest| self.compare_database(&manifest).map(|()| manifest));
         let removed = contents::remove(&self.fetch.scratch);
         let manifest = checked?;
         removed?;
-        process::run(&self.check)?;
         println!(
-            "snapshot {} (taken {}) verified: {} restored and match its manifest; restic check found no errors",
+            "snapshot {} (taken {}, release {}) verified: {} restored and match its manifest; restic check read every pack without an error",
             self.fetch.id,
             manifest.taken,
+            manifest.release,
             manifest.describe()
         );
         Ok(())
@@ -195,14 +204,16 @@ impl Action for Restore {
 
     fn run(&self, cx: &Context) -> Result<()> {
         Repository::require_restic()?;
+        let _lock = self.fetch.lock()?;
         let restored = self.fetch.run().and_then(|manifest| self.replace(cx, &manifest).map(|()| manifest));
         let removed = contents::remove(&self.fetch.scratch);
         let manifest = restored?;
         removed?;
         println!(
-            "restored snapshot {} (taken {}): {} are the production stack's now",
+            "restored snapshot {} (taken {}, release {}): {} are the production stack's now",
             self.fetch.id,
             manifest.taken,
+            manifest.release,
             manifest.describe()
         );
         Ok(())
@@ -212,8 +223,10 @@ impl Action for Restore {
 impl Restore {
     fn replace(&self, cx: &Context, manifest: &Manifest) -> Result<()> {
         println!(
-            "snapshot {} holds {}; taking a safety snapshot of the data it replaces",
+            "snapshot {} (taken {}, release {}) holds {}; taking a safety snapshot of the data it replaces",
             self.fetch.id,
+            manifest.taken,
+            manifest.release,
             manifest.describe()
         );
         self.safety.run(cx)?;

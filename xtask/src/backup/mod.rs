@@ -5,6 +5,7 @@
 
 mod contents;
 mod drill;
+mod lock;
 mod repository;
 mod snapshot;
 
@@ -200,7 +201,10 @@ fn verify(cx: &Context, args: BackupVerifyArgs) -> Result<()> {
             .args(["--username=postgres", "--dbname=postgres"])
             .stdin(&counts_sql),
         remove: docker(cx).args(["rm", "--force", &container]),
-        check: site.repository.restic(&["check"]),
+        check: site
+            .repository
+            .restic(&["check", "--read-data"])
+            .fails_as("restic found errors in the repository (its lines above name the damaged packs)"),
         fetch,
         counts_sql,
     };

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 
 use crate::plan::Step;
+use crate::process;
 use crate::tools::system::{self, RESTIC};
 
 /// restic's own repository schemes; a bare path would be a directory on this host.
@@ -61,6 +62,27 @@ impl Repository {
     /// reaches the repository checks first, so that a dry run needs none.
     pub fn require_restic() -> Result<()> {
         system::require(&[&RESTIC])
+    }
+
+    /// Opens the repository, creating it when there is none yet; an unreachable host or a
+    /// wrong password is one line naming it, and nothing is created then.
+    pub fn open_or_create(&self) -> Result<()> {
+        let opened = process::output(&self.restic(&["cat", "config"]))?;
+        if opened.ok {
+            return Ok(());
+        }
+        if opened.stderr.contains("wrong password") {
+            bail!("BACKUP_PASSWORD does not open the repository {}: set the password it was created with", self.url);
+        }
+        // restic's own hint when the place answers but holds no repository.
+        if !opened.stderr.contains("Is there a repository at the following location?") {
+            bail!(
+                "cannot open the backup repository {}: {}: check that BACKUP_REPOSITORY is right and its host answers",
+                self.url,
+                opened.why()
+            );
+        }
+        process::run(&self.restic(&["init"]))
     }
 
     /// `restic -r URL ARGS`, the password in restic's environment only.
@@ -134,7 +156,7 @@ fn sftp_command(
         bail!("BACKUP_SSH_KEY in {file} is for an SFTP repository: BACKUP_REPOSITORY must read sftp:user@host:/path");
     };
     let key = existing(root, &key, "BACKUP_SSH_KEY", file)?;
-    let mut command = format!("ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes", quoted(&key));
+    let mut command = format!("ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=20", quoted(&key));
     if let Some(known) = known_hosts {
         let known = existing(root, &known, "BACKUP_KNOWN_HOSTS", file)?;
         command += &format!(" -o StrictHostKeyChecking=yes -o UserKnownHostsFile={}", quoted(&known));
@@ -216,7 +238,7 @@ mod tests {
         let repository = Repository::from_vars(&settings, Path::new(".env.prod"), &dir).unwrap();
         let step = repository.restic(&["snapshots"]).to_string();
         let expected = format!(
-            "sftp.command=ssh -i {0}/id -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=\"{0}/known hosts\" backup@10.0.0.2 -s sftp",
+            "sftp.command=ssh -i {0}/id -o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=20 -o StrictHostKeyChecking=yes -o UserKnownHostsFile=\"{0}/known hosts\" backup@10.0.0.2 -s sftp",
             dir.display()
         );
         assert!(step.contains(&shlex::try_quote(&expected).unwrap().into_owned()), "{step}");

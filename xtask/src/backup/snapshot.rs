@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use anyhow::{bail, Context as _, Result};
 
 use super::contents::{self, Manifest, DUMP, MEDIA};
+use super::lock;
 use super::repository::{Repository, TAG};
 use crate::context::Context;
 use crate::db::human;
@@ -73,6 +74,7 @@ impl Action for Snapshot {
 
     fn run(&self, _: &Context) -> Result<()> {
         Repository::require_restic()?;
+        let _lock = lock::acquire(self.staging.parent().unwrap_or(&self.staging))?;
         let taken = self.stage().and_then(|manifest| self.store(&manifest).map(|stored| (manifest, stored)));
         let removed = contents::remove(&self.staging);
         let (manifest, stored) = taken?;
@@ -127,16 +129,7 @@ impl Snapshot {
 
     /// Opens the repository (creating it the first time), then stores the staging directory.
     fn store(&self, manifest: &Manifest) -> Result<Stored> {
-        let opened = process::output(&self.repository.restic(&["cat", "config"]))?;
-        if !opened.ok {
-            if opened.stderr.contains("wrong password") {
-                bail!(
-                    "BACKUP_PASSWORD does not open the repository {}: set the password it was created with",
-                    self.repository.url
-                );
-            }
-            process::run(&self.repository.restic(&["init"]))?;
-        }
+        self.repository.open_or_create()?;
         let bytes = fs::metadata(self.staging.join(DUMP)).map(|m| m.len()).unwrap_or(0) + manifest.media_bytes();
         let release = manifest.release.trim_start_matches("sha256:").chars().take(12).collect::<String>();
         let out = process::captured(&self.store_step(&release, bytes), "store the snapshot")?;
