@@ -38,6 +38,9 @@ cleanup() {
     [ -z "${load_pid:-}" ] || kill "$load_pid" 2>/dev/null || true
 }
 trap cleanup EXIT
+# A signal ends the script through its EXIT trap too.
+trap "exit 130" INT
+trap "exit 143" TERM
 
 "$xtask" init --prod --host localhost >/dev/null
 https=$(free_port)
@@ -81,7 +84,10 @@ deploy() {
 # The classic way: the compose command prod runs, with `up --build --detach`.
 # Compose builds from the context the xtask fills (.stack/build/prod): `check --prod` fills
 # it (and builds, and runs Django's checks in a one-off) inside the classic run's time.
-classic="$xtask check --prod && $(prod_compose) up --build --detach"
+# nginx resolved `web` when it started and keeps the old container's address, so the classic
+# way ends as its users must: `restart nginx`.
+compose_prod=$(prod_compose)
+classic="$xtask check --prod && $compose_prod up --build --detach && $compose_prod restart nginx"
 deploy "Classic redeploy" classic bash -c "$classic"
 deploy "Start-first redeploy" xtask "$xtask" prod --with-db
 
