@@ -150,20 +150,14 @@ fn inspect(cx: &Context, target: Target) -> Result<Vec<Container>> {
         Target::Containers(names) => names.to_vec(),
     };
     let inspect = Step::new("docker", &cx.root).args(["inspect", "--format", INSPECT_FORMAT]).args(ids);
-    let out = process::output(&inspect)?;
-    if !out.ok {
-        bail!("cannot inspect the containers: `{inspect}` failed: {}", out.why());
-    }
-    Ok(out.stdout.lines().filter_map(parse_line).collect())
+    let out = process::captured(&inspect, "inspect the containers")?;
+    Ok(out.lines().filter_map(parse_line).collect())
 }
 
 fn stack_ids(compose: &Step) -> Result<Vec<String>> {
     let ps = compose.clone().args(["ps", "-q"]);
-    let out = process::output(&ps)?;
-    if !out.ok {
-        bail!("cannot list the stack's containers: `{ps}` failed: {}", out.why());
-    }
-    let ids: Vec<String> = out.stdout.split_whitespace().map(str::to_owned).collect();
+    let out = process::captured(&ps, "list the stack's containers")?;
+    let ids: Vec<String> = out.split_whitespace().map(str::to_owned).collect();
     if ids.is_empty() {
         bail!("the stack has no containers: `{ps}` listed none");
     }
