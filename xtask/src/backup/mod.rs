@@ -64,7 +64,7 @@ impl Site {
         let project = stack.project(cx);
         Ok(Site {
             repository,
-            database: Database::locate(cx, true)?,
+            database: Database::of(cx, stack, &env)?,
             volume: format!("{project}_media"),
             project,
             web_image: web_image(cx),

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 
 use crate::context::Context;
+use crate::envfile::EnvFile;
 use crate::plan::Step;
 use crate::stack;
 use crate::stack::compose::{self, Stack};
@@ -52,6 +53,11 @@ impl Database {
     /// Reads the stack's env file; asks nothing of Docker.
     pub fn locate(cx: &Context, prod: bool) -> Result<Database> {
         let (stack, env) = stack::stack_with_env(cx, prod)?;
+        Database::of(cx, stack, &env)
+    }
+
+    /// The database of `stack`, whose env file `env` was read already.
+    pub fn of(cx: &Context, stack: Stack, env: &EnvFile) -> Result<Database> {
         let path = cx.path(stack.env_file());
         let vars = env.vars();
         let name = require(&vars, "POSTGRES_DB", &path)?;
