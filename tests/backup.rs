@@ -46,6 +46,11 @@ fn settings_that_cannot_work_are_refused_in_one_line_before_any_call() {
             "BACKUP_SSH_KEY in ",
             "is for an SFTP repository",
         ),
+        (
+            format!("{repository}{PASSWORD}BACKUP_SCHEDULE=every night\n"),
+            "BACKUP_SCHEDULE=every night in ",
+            "is not an interval: write an interval such as daily, hourly, 6h or 30min",
+        ),
     ];
     for (lines, start, why) in cases {
         let project = shop(&lines);
@@ -60,27 +65,88 @@ fn settings_that_cannot_work_are_refused_in_one_line_before_any_call() {
     }
 }
 
+/// The plan `--dry-run COMMAND` prints, which must succeed, with the root as `ROOT`.
+fn dry_run(project: &Sandbox, command: &str) -> String {
+    let run = project.xtask(&["--dry-run", command]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.stdout.replace(&project.root().display().to_string(), "ROOT")
+}
+
 #[test]
 fn the_dry_run_prints_the_snapshot_with_restic_over_ssh_by_key_and_no_password() {
     let settings = format!(
         "BACKUP_REPOSITORY=sftp:backup@10.0.0.2:/srv/site\n{PASSWORD}BACKUP_KEEP=daily=7,weekly=4\nBACKUP_SSH_KEY=certs/backup_ed25519\n"
     );
     let project = shop(&settings);
-    let run = project.xtask(&["--dry-run", "backup"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let root = project.root().display().to_string();
-    let plan = run.stdout.replace(&root, "ROOT");
+    let plan = dry_run(&project, "backup");
     let ssh = "'sftp.command=ssh -i ROOT/certs/backup_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=20 backup@10.0.0.2 -s sftp'";
     let restic = format!("RESTIC_PASSWORD=*** restic -r sftp:backup@10.0.0.2:/srv/site -o {ssh}");
     for line in [
         "cd ROOT && docker volume inspect --format '{{.Name}}' shop-prod_media",
         "cd ROOT && docker run --rm --network none -v shop-prod_media:/srv/media:ro --entrypoint '' shop-web tar -C /srv/media -cf - . | unpack into ROOT/.stack/backup/staging/media",
         &format!("cd ROOT/.stack/backup/staging && {restic} backup --json --host shop-prod --tag site --tag 'release=RELEASE' --tag 'bytes=0' ."),
-        &format!("# then remove ROOT/.stack/backup/staging; once stored: cd ROOT && {restic} forget --prune --host shop-prod --tag site --keep-daily 7 --keep-weekly 4"),
+        &format!("# then remove ROOT/.stack/backup/staging; once stored: cd ROOT && {restic} forget --prune --host shop-prod --tag site --group-by host --keep-daily 7 --keep-weekly 4"),
     ] {
         assert!(plan.lines().any(|l| l == line), "no line\n{line}\nin\n{plan}");
     }
     assert!(plan.contains("pg_dump --format=custom"), "{plan}");
     assert!(!plan.contains("k3Jf8sLq0PzX7wVb2Nm5"), "the password is printed:\n{plan}");
     assert!(!project.path(".stack/backup").exists(), "the dry run staged files");
+}
+
+/// The production stack with `.env.prod` ending in `backup`.
+fn prod_with(backup: &str) -> Sandbox {
+    crate::cli::shop(Compose::V2)
+        .with_file(".env.prod", &format!("{}{backup}", crate::cli::PROD_ENV))
+        .with_file("certs/backup_ed25519", "key")
+        .with_file("certs/backup_known_hosts", "10.0.0.2 ssh-ed25519 AAAA")
+}
+
+#[test]
+fn a_schedule_adds_the_backup_service_with_its_settings_parsed() {
+    let settings = format!(
+        "BACKUP_REPOSITORY=sftp:backup@10.0.0.2:/srv/site\n{PASSWORD}BACKUP_KEEP=daily=7,weekly=4\nBACKUP_SSH_KEY=certs/backup_ed25519\nBACKUP_KNOWN_HOSTS=certs/backup_known_hosts\nBACKUP_SCHEDULE=daily@03:30\n"
+    );
+    let project = prod_with(&settings);
+    let plan = dry_run(&project, "prod");
+    let build = plan.lines().find(|l| l.ends_with(" build")).unwrap_or_else(|| panic!("no build in\n{plan}"));
+    for part in [
+        "BACKUP_IMAGE=shop-backup BACKUP_HOST=shop-prod BACKUP_EVERY=86400 BACKUP_AT=12600 BACKUP_FORGET='--group-by host --keep-daily 7 --keep-weekly 4' BACKUP_HEALTH_INTERVAL=60s",
+        "BACKUP_SSH_KEY_FILE=ROOT/certs/backup_ed25519 BACKUP_KNOWN_HOSTS_FILE=ROOT/certs/backup_known_hosts",
+        "-f ROOT/docker/compose.backup.yml",
+    ] {
+        assert!(build.contains(part), "no {part}\nin\n{build}");
+    }
+    assert!(!plan.contains("k3Jf8sLq0PzX7wVb2Nm5"), "the password is printed:\n{plan}");
+}
+
+#[test]
+fn a_schedule_the_service_cannot_keep_is_refused_in_one_line() {
+    let sftp =
+        format!("BACKUP_REPOSITORY=sftp:backup@10.0.0.2:/srv/site\n{PASSWORD}BACKUP_SSH_KEY=certs/backup_ed25519\n");
+    let cases = [
+        (format!("{sftp}BACKUP_SCHEDULE=0 3 * * *\n"), "BACKUP_SCHEDULE=0 3 * * * in ", "e.g. daily@03:30"),
+        (format!("{sftp}BACKUP_SCHEDULE=5s\n"), "BACKUP_SCHEDULE=5s in ", "is shorter than 10s"),
+        (
+            format!("{sftp}BACKUP_SCHEDULE=daily\n"),
+            "BACKUP_SCHEDULE in ",
+            "needs BACKUP_SSH_KEY and BACKUP_KNOWN_HOSTS",
+        ),
+        (
+            format!("BACKUP_REPOSITORY=local:/srv/backups\n{PASSWORD}BACKUP_SCHEDULE=daily\n"),
+            "BACKUP_SCHEDULE in ",
+            "without this host's disk",
+        ),
+        (format!("BACKUP_SCHEDULE=daily\n{PASSWORD}"), "BACKUP_REPOSITORY is not set in ", "off this host"),
+    ];
+    for (lines, start, why) in cases {
+        let project = prod_with(&lines);
+        for args in [&["prod"][..], &["ps", "--prod"]] {
+            let run = project.xtask(args);
+            assert_eq!(run.code, 1, "{args:?} with {lines:?}: {}", run.stderr);
+            assert_eq!(run.stderr_lines().len(), 1, "{args:?} with {lines:?}: {}", run.stderr);
+            assert!(run.stderr.starts_with(&format!("error: {start}")), "{args:?} with {lines:?}: {}", run.stderr);
+            assert!(run.stderr.contains(".env.prod") && run.stderr.contains(why), "{}", run.stderr);
+        }
+    }
 }

@@ -9,6 +9,7 @@
 //! [`tools`] it installs; [`new`] starts a repository of its own from this one.
 
 pub mod backup;
+pub mod backup_settings;
 pub mod certs;
 pub mod ci;
 pub mod cli;

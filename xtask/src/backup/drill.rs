@@ -20,6 +20,10 @@ use crate::plan::{Action, Step};
 use crate::process;
 use crate::stack::released::Forget;
 
+/// What a failed `restic check` means.
+const CHECK_FAILED: &str =
+    "verify the repository: restic found errors in the repository (its lines above name the damaged packs)";
+
 /// How long the scratch Postgres may take to accept connections.
 const READY_WITHIN: Duration = Duration::from_secs(120);
 
@@ -61,7 +65,7 @@ impl Fetch {
     /// Restores the snapshot and returns its manifest, once its files match it.
     fn run(&self) -> Result<Manifest> {
         contents::fresh_dir(&self.scratch)?;
-        process::run(&self.restore())?;
+        self.repository.captured(&self.restore(), &format!("restore snapshot {}", self.id))?;
         let found = walkdir::WalkDir::new(self.target())
             .sort_by_file_name()
             .into_iter()
@@ -122,7 +126,7 @@ impl Action for Drill {
     fn run(&self, _: &Context) -> Result<()> {
         Repository::require_restic()?;
         let _lock = self.fetch.lock()?;
-        process::run(&self.check)?;
+        self.fetch.repository.captured(&self.check, CHECK_FAILED)?;
         let checked = self.fetch.run().and_then(|manifest| self.compare_database(&manifest).map(|()| manifest));
         let removed = contents::remove(&self.fetch.scratch);
         let manifest = checked?;

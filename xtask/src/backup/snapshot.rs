@@ -79,7 +79,7 @@ impl Action for Snapshot {
         let removed = contents::remove(&self.staging);
         let (manifest, stored) = taken?;
         removed?;
-        process::run(&self.repository.forget(&self.host))?;
+        self.repository.captured(&self.repository.forget(&self.host), "apply the retention policy")?;
         println!(
             "snapshot {} of {}: {} added to {}",
             stored.id,
@@ -132,7 +132,7 @@ impl Snapshot {
         self.repository.open_or_create()?;
         let bytes = fs::metadata(self.staging.join(DUMP)).map(|m| m.len()).unwrap_or(0) + manifest.media_bytes();
         let release = manifest.release.trim_start_matches("sha256:").chars().take(12).collect::<String>();
-        let out = process::captured(&self.store_step(&release, bytes), "store the snapshot")?;
+        let out = self.repository.captured(&self.store_step(&release, bytes), "store the snapshot")?;
         summary(&out).with_context(|| format!("restic stored the snapshot but did not say its id:\n{out}"))
     }
 
