@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use crate::support::fake_docker::{anonymous, Compose};
 use crate::support::sandbox::Sandbox;
 
-const PROD_ENV: &str = "DEBUG=0
+pub const PROD_ENV: &str = "DEBUG=0
 SECRET_KEY=Zq8vK2mN5pR7tW9yB3dF6hJ1lX4cV0gT8sA2eU5iO7nM9kQ3wE
 ALLOWED_HOSTS=example.com
 CSRF_TRUSTED_ORIGINS=https://example.com
@@ -22,7 +22,7 @@ HTTPS_PORT=8443
 
 /// A project root named `shop` with both env files and the build context's sources, run in
 /// an empty environment whose PATH holds the fake `docker` alone.
-fn shop(compose: Compose) -> Sandbox {
+pub fn shop(compose: Compose) -> Sandbox {
     Sandbox::named("shop")
         .with_clean_env()
         .with_file(".env", "DEBUG=1\nSECRET_KEY=dev\nPOSTGRES_HOST=db\n")
@@ -170,7 +170,7 @@ fn prod_builds_checks_starts_and_waits_for_health() {
             RUNNING_WEB,
             // The fake lists no service: all start the way Compose orders them.
             "config --services",
-            "up --detach --no-build",
+            "up --detach --no-build --remove-orphans",
             "ps -q",
         ],
     );
@@ -189,7 +189,7 @@ const ONE_OFF_READBACK: [&str; 2] = [
     "ROOT|WEB_IMAGE=|docker rm --force NAME",
 ];
 
-const INSPECT: &str = r#"ROOT|WEB_IMAGE=|docker inspect --format {{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.Name}} {{if .Config.Healthcheck}}{{json .Config.Healthcheck.Test}}{{end}} c1 c2 c3"#;
+const INSPECT: &str = r#"ROOT|WEB_IMAGE=|docker inspect --format {{if index .Config.Labels "xtask.health"}}report {{end}}{{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.Name}} {{if .Config.Healthcheck}}{{json .Config.Healthcheck.Test}}{{end}} c1 c2 c3"#;
 
 #[test]
 fn prod_with_the_bundled_database_adds_the_db_overlay() {
@@ -275,7 +275,7 @@ fn verbose_echoes_every_command_of_the_health_wait() {
     assert_eq!(hash.len(), 64, "{sum:?}");
     let ps = format!("+ cd ROOT && {PROD_VARS} TLS_CERT_SHA256={hash} NGINX_CONF_SHA256='' {} ps -q", base_v2("prod"));
     assert!(err.lines().any(|l| l == ps), "{err}");
-    let inspect = "+ cd ROOT && docker inspect --format '{{index .Config.Labels \"com.docker.compose.service\"}} {{.State.Status}}";
+    let inspect = "+ cd ROOT && docker inspect --format '{{if index .Config.Labels \"xtask.health\"}}report {{end}}{{index .Config.Labels \"com.docker.compose.service\"}} {{.State.Status}}";
     assert!(err.lines().any(|l| l.starts_with(inspect) && l.ends_with(" c1 c2 c3")), "{err}");
 }
 
@@ -444,7 +444,7 @@ fn dry_run_prints_the_plan_and_calls_nothing() {
     );
     let lines = &lines[3..];
     assert_eq!(lines[1], line("build"));
-    let unchanged = format!("# nothing to deploy when `{}` would leave every container of project shop-prod running as it is and web, beat, worker run(s) image shop-web; else:", line("--dry-run up --detach --no-build"));
+    let unchanged = format!("# nothing to deploy when `{}` would leave every container of project shop-prod running as it is and web, beat, worker run(s) image shop-web; else:", line("--dry-run up --detach --no-build --remove-orphans"));
     assert_eq!(lines[2], unchanged);
     let release = "'python manage.py check --deploy --fail-level WARNING && python manage.py migrate --noinput && cp -R /opt/static/. /app/staticfiles/'";
     let once = "# unless ROOT/.stack/prod/released records that they ran for the id of image shop-web, database db.example.net:5432/app and the volumes as `cd ROOT && docker volume inspect --format '{{.Name}} {{.CreatedAt}}' shop-prod_static` shows them:";
@@ -477,16 +477,17 @@ fn dry_run_prints_the_plan_and_calls_nothing() {
         line("up --detach --no-deps --no-build --force-recreate beat"),
         "# wait until it is up; else the same with WEB_IMAGE=OLD-IMAGE".into(),
         docker("tag OLD-IMAGE shop-web:previous"),
-        line("up --detach --no-build --no-deps nginx"),
+        format!("# OTHERS: the services `{}` lists besides web, the processes, nginx", line("config --services")),
+        line("up --detach --no-build --no-deps --remove-orphans nginx OTHERS..."),
         format!("# wait up to 120s until every healthcheck passes, polling: {} ps -q", line("").trim_end()),
         "# else (first start): write ROOT/.stack/nginx/django_web.conf naming the web service, then:".into(),
         line("up --detach --no-build --no-deps web beat worker nginx"),
-        format!("# then, if `{}` lists a service besides those: {}", line("config --services"), line("up --detach --no-build")),
+        format!("# then, if `{}` lists a service besides those: {}", line("config --services"), line("up --detach --no-build --remove-orphans")),
     ];
     assert_eq!(lines[3..3 + deploy.len()], deploy, "{stdout}");
-    assert!(lines[27].starts_with("# wait up to 120s"), "{}", lines[27]);
-    assert_eq!(lines[28], "# then: the production stack is up at https://example.com:8443/");
-    assert_eq!(lines.len(), 29, "{stdout}");
+    assert!(lines[28].starts_with("# wait up to 120s"), "{}", lines[28]);
+    assert_eq!(lines[29], "# then: the production stack is up at https://example.com:8443/");
+    assert_eq!(lines.len(), 30, "{stdout}");
     assert!(!sandbox.root().join("certs").exists(), "the dry run wrote certificates");
     assert!(!stdout.contains("PRIVATE KEY"), "{stdout}");
 }
@@ -633,7 +634,7 @@ fn a_start_that_fails_half_way_names_the_containers_left_and_how_to_remove_them(
     let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
     let said = "error: the prod stack did not start and left container(s) shop-prod-db-1, shop-prod-web-1: remove them with `cargo xtask down --prod`: `cd ";
     assert!(errors.len() == 1 && errors[0].starts_with(said), "{err}");
-    assert!(errors[0].ends_with(" up --detach --no-build` failed with exit code 1"), "{err}");
+    assert!(errors[0].ends_with(" up --detach --no-build --remove-orphans` failed with exit code 1"), "{err}");
 
     let output = sandbox.output(&["prod"], &[("FAKE_FAIL_ON", "up")]);
     let err = stderr(&output);
@@ -715,7 +716,8 @@ fn prod_against_a_running_stack_starts_beside_it_switches_nginx_then_drains() {
         health("shop-prod-beat-1"),
         steady("shop-prod-beat-1"),
         "ROOT|WEB_IMAGE=|docker tag sha256:0ld shop-web:previous".into(),
-        "COMPOSE up --detach --no-build --no-deps nginx".into(),
+        "COMPOSE config --services".into(),
+        "COMPOSE up --detach --no-build --no-deps --remove-orphans nginx".into(),
         "COMPOSE ps -q".into(),
         INSPECT.into(),
     ];

@@ -26,6 +26,7 @@ mod netns;
 mod node;
 mod push;
 mod redeploy;
+mod scheduled_backup;
 mod sftp;
 mod swarm;
 mod tasks;

@@ -7,13 +7,14 @@ use std::time::Instant;
 
 use super::harness::{docker_ok, text, timing, Project};
 use super::http::Site;
+use super::scheduled_backup;
 use super::sftp::{SftpHost, SERVER_ADDRESS};
 use super::{assert_listed, get_ok, media_url, upload, Csrf};
 
 const PASSWORD: &str = "e2e-backup-password-0123456789";
 
 /// The large upload: big enough that a second snapshot sending it again would show.
-const LARGE: usize = 6 * 1024 * 1024;
+pub const LARGE: usize = 6 * 1024 * 1024;
 
 pub fn survives_the_host(project: &Project, site: Site, committed: &[String]) {
     let host = SftpHost::start().unwrap_or_else(|e| panic!("the SFTP backup host did not start: {e}"));
@@ -79,6 +80,7 @@ pub fn survives_the_host(project: &Project, site: Site, committed: &[String]) {
     assert!(!listed.contains(&first) && listed.contains(&second), "retention kept:\n{listed}");
     assert!(listed.contains("before-restore"), "no safety snapshot:\n{listed}");
     faults(project, &host, &before);
+    scheduled_backup::takes_snapshots_on_schedule(project, &host, &before);
 }
 
 /// A wrong password and an unreachable host are one line each and change neither the data nor
@@ -106,12 +108,15 @@ fn faults(project: &Project, host: &SftpHost, data: &Data) {
     let mut bytes = std::fs::read(&pack).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
-    std::fs::write(&pack, bytes).unwrap();
+    std::fs::write(&pack, &bytes).unwrap();
     let drill = project.xtask(&["backup", "verify"]);
     let said = format!("{}{}", text(&drill.stdout), text(&drill.stderr));
     assert!(!drill.status.success(), "the drill passed on a damaged repository:\n{said}");
     let name = pack.file_name().unwrap().to_string_lossy().into_owned();
     assert!(said.contains(&name) && said.contains("restic found errors in the repository"), "{said}");
+    // Mended, for the backup service's snapshots that follow.
+    bytes[middle] ^= 0xff;
+    std::fs::write(&pack, bytes).unwrap();
 }
 
 /// The largest pack file of a restic repository (one holding the large upload's data).
@@ -137,7 +142,7 @@ fn snapshot(project: &Project) -> String {
     line.split_whitespace().nth(1).expect("an id").to_owned()
 }
 
-fn list(project: &Project) -> String {
+pub fn list(project: &Project) -> String {
     text(&project.ok(&["backup", "list"]).stdout)
 }
 
@@ -157,13 +162,13 @@ fn large_bytes() -> Vec<u8> {
 /// The site's data as independent readers see it: row counts from psql, every media file's
 /// SHA-256 from `sha256sum` in the nginx container.
 #[derive(Debug, PartialEq)]
-struct Data {
+pub struct Data {
     rows: String,
     media: String,
 }
 
 impl Data {
-    fn read(project: &Project) -> Data {
+    pub fn read(project: &Project) -> Data {
         let db = project.container("prod", "db");
         let rows = project.psql(&db, ".env.prod", "SELECT (SELECT count(*) FROM core_upload) || ' uploads, ' || (SELECT count(*) FROM core_taskrun) || ' task runs'");
         let nginx = project.container("prod", "nginx");

@@ -53,6 +53,8 @@ PACKAGES=(
     postgresql
     nginx gettext-base wget curl
     redis-server
+    # restic and ssh: the backup service (docker/backup) finds them in the postgres image.
+    restic openssh-client
 )
 # The suite whose python3 is Python 3.13: its root filesystem holds Python only.
 PYTHON_SUITE=trixie

@@ -62,7 +62,9 @@ struct Container {
     test: Vec<String>,
 }
 
-const INSPECT_FORMAT: &str = r#"{{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.Name}} {{if .Config.Healthcheck}}{{json .Config.Healthcheck.Test}}{{end}}"#;
+/// A container labelled `xtask.health` (any value) has a healthcheck that reports on something
+/// other than its readiness (a stale backup): it is listed as `report ...` and not waited for.
+const INSPECT_FORMAT: &str = r#"{{if index .Config.Labels "xtask.health"}}report {{end}}{{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.Name}} {{if .Config.Healthcheck}}{{json .Config.Healthcheck.Test}}{{end}}"#;
 const POLL: Duration = Duration::from_millis(500);
 
 pub fn wait_for(cx: &Context, target: Target, timeout_secs: u64) -> Result<()> {
@@ -151,7 +153,7 @@ fn inspect(cx: &Context, target: Target) -> Result<Vec<Container>> {
     };
     let inspect = Step::new("docker", &cx.root).args(["inspect", "--format", INSPECT_FORMAT]).args(ids);
     let out = process::captured(&inspect, "inspect the containers")?;
-    Ok(out.lines().filter_map(parse_line).collect())
+    Ok(out.lines().filter(|line| !line.starts_with("report ")).filter_map(parse_line).collect())
 }
 
 fn stack_ids(compose: &Step) -> Result<Vec<String>> {

@@ -86,7 +86,7 @@ impl UnlessUnchanged {
 
     /// Compose's `up` of the whole stack, as a dry run: what it would create, recreate or start.
     fn dry_run(&self) -> Step {
-        self.compose.clone().args(["--dry-run", "up", "--detach", "--no-build"])
+        self.compose.clone().args(["--dry-run", "up", "--detach", "--no-build", "--remove-orphans"])
     }
 
     /// The ids of the project's running containers (one-offs aside).

@@ -8,6 +8,7 @@ pub mod ports;
 pub mod processes;
 pub mod redeploy;
 pub mod released;
+pub mod scheduled_backup;
 mod start;
 pub mod test;
 mod upstream;
@@ -358,7 +359,8 @@ fn prepared(cx: &Context, stack: Stack) -> Result<(Step, Description, EnvFile)> 
     let step = match stack {
         Stack::Prod { .. } => {
             let step = certs::pass_to(&cx.root, &env, compose::add_files(cx, step, certs::overlays(&env)));
-            step.env(NGINX_CONF_HASH_VAR, nginx_conf_hash(cx))
+            let step = step.env(NGINX_CONF_HASH_VAR, nginx_conf_hash(cx));
+            scheduled_backup::add(cx, &env, &stack.project(cx), step)?
         }
         Stack::Dev => step.env("DEV_WEB_IMAGE", processes::dev_image(cx)),
     };

@@ -133,8 +133,7 @@ impl Deploy {
             return health::wait_for(cx, Target::Stack(&self.compose), self.timeout_secs);
         }
         process::run(&self.up_own(&own))?;
-        let others = services.iter().any(|s| !own.iter().any(|o| o == s) && !self.backing.iter().any(|b| b == s));
-        if others {
+        if !self.others().is_empty() {
             process::run(&self.up_all())?;
         }
         health::wait_for(cx, Target::Stack(&self.compose), self.timeout_secs)
@@ -179,9 +178,11 @@ impl Deploy {
         if let Some(image) = old_image.as_deref().map(str::trim).filter(|id| !id.is_empty()) {
             process::run(&self.docker(&["tag", image], &[self.previous()]))?;
         }
-        // nginx's own configuration (a renewed certificate) may have changed; `up` of nginx
-        // alone is a no-op otherwise, and never touches web. A recreated nginx is waited for.
-        process::run(&self.refresh_nginx())?;
+        // nginx's own configuration (a renewed certificate) may have changed, or that of a
+        // service besides web's (the backup service's schedule); `up` of them alone is a no-op
+        // otherwise, and never touches web. A service no file names any more (the backup
+        // service once BACKUP_SCHEDULE is gone) is removed. What it recreated is waited for.
+        process::run(&self.refresh(&self.others()))?;
         health::wait_for(cx, Target::Stack(&self.compose), self.timeout_secs)
     }
 
@@ -355,7 +356,7 @@ impl Deploy {
     }
 
     fn up_all(&self) -> Step {
-        self.compose.clone().args(["up", "--detach", "--no-build"])
+        self.compose.clone().args(["up", "--detach", "--no-build", "--remove-orphans"])
     }
 
     fn scale_up(&self, service: &str, count: &str) -> Step {
@@ -372,8 +373,21 @@ impl Deploy {
         ])
     }
 
-    fn refresh_nginx(&self) -> Step {
-        self.compose.clone().args(["up", "--detach", "--no-build", "--no-deps", NGINX])
+    fn refresh(&self, others: &[String]) -> Step {
+        let up = self.compose.clone().args(["up", "--detach", "--no-build", "--no-deps", "--remove-orphans", NGINX]);
+        up.args(others.iter().cloned())
+    }
+
+    /// The services besides web, the processes, nginx and the backing ones; none when Compose
+    /// cannot list them.
+    fn others(&self) -> Vec<String> {
+        let listed = process::stdout_of(&self.services()).unwrap_or_default();
+        let own = self.own_services();
+        listed
+            .split_whitespace()
+            .filter(|s| !own.iter().any(|o| o == s) && !self.backing.iter().any(|b| b == s))
+            .map(str::to_owned)
+            .collect()
     }
 
     fn nginx(&self, command: &[&str]) -> Step {
@@ -442,7 +456,12 @@ impl Deploy {
         }
         lines.extend([
             self.docker(&["tag", "OLD-IMAGE"], &[self.previous()]).to_string(),
-            self.refresh_nginx().to_string(),
+            format!(
+                "# OTHERS: the services `{}` lists besides web, the processes, nginx{}",
+                self.services(),
+                self.backing_text()
+            ),
+            self.refresh(&["OTHERS...".to_owned()]).to_string(),
             self.wait_line(),
             format!("# else (first start): write {} naming the web service, then:", display(&file)),
             self.up_own(&self.own_services()).to_string(),

@@ -106,10 +106,14 @@ fn record(image: &str, database: &str, volumes: &[&str]) -> String {
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    crate::files::write_atomically(path, text)
+    crate::files::write_atomically(path, text)?;
+    // The backup service, another user, reads the image's id from it; it holds no secret.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+        .with_context(|| format!("cannot make {} readable", path.display()))
 }
 
 fn runner_text(task: &Task) -> String {
