@@ -680,7 +680,7 @@ fn prod_against_a_running_stack_starts_beside_it_switches_nginx_then_drains() {
     let health = |names: &str| INSPECT.replace(" c1 c2 c3", &format!(" {names}"));
     let steady = |names: &str| {
         format!(
-            "ROOT|WEB_IMAGE=|docker inspect --format {{{{.Name}}}} {{{{.State.Status}}}} {{{{.RestartCount}}}} {names}"
+            "ROOT|WEB_IMAGE=|docker inspect --format {{{{.Name}}}} {{{{.State.Status}}}} {{{{.RestartCount}}}} {{{{if .Config.Healthcheck}}}}checked{{{{else}}}}unchecked{{{{end}}}} {names}"
         )
     };
     let want = [
@@ -714,6 +714,8 @@ fn prod_against_a_running_stack_starts_beside_it_switches_nginx_then_drains() {
         "COMPOSE up --detach --no-deps --no-build --force-recreate beat".into(),
         all("beat"),
         health("shop-prod-beat-1"),
+        // Without a healthcheck, it must be seen running a moment later.
+        steady("shop-prod-beat-1"),
         steady("shop-prod-beat-1"),
         "ROOT|WEB_IMAGE=|docker tag sha256:0ld shop-web:previous".into(),
         "COMPOSE config --services".into(),

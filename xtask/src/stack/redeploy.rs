@@ -45,6 +45,9 @@ const POLL: Duration = Duration::from_millis(250);
 const WORKER_PIDS: &str = "cd /proc && for f in [0-9]*/cmdline; do grep -qs ^nginx:.worker $f && echo $f; done; exit 0";
 /// How long a process without a healthcheck must keep running, unrestarted, to count as up.
 const SETTLE: Duration = Duration::from_secs(3);
+/// `NAME STATUS RESTARTS checked|unchecked` of a container (whether it has a healthcheck).
+const STATE_FORMAT: &str =
+    "{{.Name}} {{.State.Status}} {{.RestartCount}} {{if .Config.Healthcheck}}checked{{else}}unchecked{{end}}";
 
 /// Start the web service of the Compose project `project`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,12 +270,16 @@ impl Deploy {
             return Ok(());
         }
         health::wait_for(cx, Target::Containers(containers), self.timeout_secs)?;
-        sleep(SETTLE);
-        let state = self.docker(&["inspect", "--format", "{{.Name}} {{.State.Status}} {{.RestartCount}}"], containers);
-        let report = process::stdout_of(&state).unwrap_or_default();
+        let state = self.docker(&["inspect", "--format", STATE_FORMAT], containers);
+        let mut report = process::stdout_of(&state).unwrap_or_default();
+        // A passed healthcheck says the process is up; one without must be seen to stay up.
+        if report.lines().any(|l| !l.ends_with(" checked")) {
+            sleep(SETTLE);
+            report = process::stdout_of(&state).unwrap_or_default();
+        }
         let unsteady: Vec<&str> = report
             .lines()
-            .filter(|l| !l.ends_with(" running 0"))
+            .filter(|l| !l.split_whitespace().skip(1).take(2).eq(["running", "0"]))
             .filter_map(|l| l.split_whitespace().next().map(|n| n.trim_start_matches('/')))
             .collect();
         if unsteady.is_empty() {
