@@ -66,7 +66,7 @@ def run():
     unlock()
     state["last_success"] = latest_snapshot()
     save(state)
-    log(f"every {every}s" + (f" at {at}s past midnight UTC" if at is not None else "") + f" into {os.environ['BACKUP_REPOSITORY']}")
+    log(f"every {every}s" + (f" at {at}s past midnight UTC" if at is not None else "") + f" into {shown_repository()}")
     retry_at = None
     while True:
         due = retry_at if retry_at is not None else next_due(time.time(), state["last_success"], every, at)
@@ -134,7 +134,7 @@ def write_ssh_config(key, known_hosts):
 def restic(*args, cwd=None):
     """restic on the repository; while another restic holds its lock (a `backup verify` run
     from the host), waits and tries again for a minute: restic itself gives up at once."""
-    command = ["restic", "-r", os.environ["BACKUP_REPOSITORY"], *args]
+    command = ["restic", *args]
     deadline = time.time() + LOCK_WAIT
     while True:
         result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
@@ -148,6 +148,11 @@ def checked(result, what):
         lines = (result.stderr or result.stdout).strip().splitlines()[-3:]
         raise Failure(f"cannot {what}: {' / '.join(lines) or 'exit status ' + str(result.returncode)}")
     return result.stdout
+
+
+def shown_repository():
+    """RESTIC_REPOSITORY with the password of a `scheme://user:password@` part as `***`."""
+    return re.sub(r"^([a-z0-9]+:[a-z]+://[^/:@]+):[^/@]+@", r"\1:***@", os.environ["RESTIC_REPOSITORY"])
 
 
 def unlock():
@@ -290,9 +295,9 @@ def store(manifest):
     opened = restic("cat", "config")
     if opened.returncode != 0:
         if "wrong password" in opened.stderr:
-            raise Failure(f"BACKUP_PASSWORD does not open the repository {os.environ['BACKUP_REPOSITORY']}")
+            raise Failure(f"BACKUP_PASSWORD does not open the repository {shown_repository()}")
         if "Is there a repository at the following location?" not in opened.stderr:
-            checked(opened, f"open the backup repository {os.environ['BACKUP_REPOSITORY']}")
+            checked(opened, f"open the backup repository {shown_repository()}")
         checked(restic("init"), "create the backup repository")
     size = os.path.getsize(DUMP) + sum(f["size"] for f in manifest["media"])
     release_tag = manifest["release"].removeprefix("sha256:")[:12]

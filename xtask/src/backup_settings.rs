@@ -110,6 +110,18 @@ impl Schedule {
     }
 }
 
+/// `url` with the password of a `scheme://user:password@host` part as `***`.
+pub fn redacted(url: &str) -> String {
+    let Some((before, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority = rest.split('/').next().unwrap_or_default();
+    match authority.rsplit_once('@').and_then(|(credentials, _)| credentials.split_once(':')) {
+        Some((user, password)) if !password.is_empty() => {
+            url.replacen(&format!("{before}://{user}:{password}@"), &format!("{before}://{user}:***@"), 1)
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// `HH:MM` as the time since midnight.
 fn time_of_day(text: &str) -> Option<Duration> {
     let (hours, minutes) = text.split_once(':')?;
@@ -224,6 +236,16 @@ mod tests {
             assert!(message.starts_with(&format!("BACKUP_SCHEDULE={bad} in .env.prod")), "{message}");
             assert!(message.contains("e.g. daily@03:30"), "{message}");
         }
+    }
+
+    #[test]
+    fn a_password_in_the_url_is_not_shown() {
+        assert_eq!(
+            redacted("rest:https://site:s3cret@backup.example.net/site"),
+            "rest:https://site:***@backup.example.net/site"
+        );
+        assert_eq!(redacted("sftp:backup@host:/srv/site"), "sftp:backup@host:/srv/site");
+        assert_eq!(redacted("s3:https://s3.example.net/bucket"), "s3:https://s3.example.net/bucket");
     }
 
     #[test]

@@ -143,7 +143,7 @@ impl Action for List {
         let snapshots: Vec<serde_json::Value> =
             serde_json::from_str(out.trim()).with_context(|| format!("restic listed no snapshots as JSON:\n{out}"))?;
         if snapshots.is_empty() {
-            println!("no snapshots of {} in {}", self.host, self.site_repository.url);
+            println!("no snapshots of {} in {}", self.host, self.site_repository.shown());
         }
         for snapshot in &snapshots {
             println!("{}", row(snapshot));
@@ -273,7 +273,7 @@ impl Action for Consent {
                 "no snapshot {} of {} in {}: see `cargo xtask backup list`",
                 self.id,
                 self.host,
-                self.site_repository.url
+                self.site_repository.shown()
             );
         };
         println!(

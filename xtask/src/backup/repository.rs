@@ -56,17 +56,25 @@ impl Repository {
             return Ok(());
         }
         if opened.stderr.contains("wrong password") {
-            bail!("BACKUP_PASSWORD does not open the repository {}: set the password it was created with", self.url);
+            bail!(
+                "BACKUP_PASSWORD does not open the repository {}: set the password it was created with",
+                self.shown()
+            );
         }
         // restic's own hint when the place answers but holds no repository.
         if !opened.stderr.contains("Is there a repository at the following location?") {
             bail!(
                 "cannot open the backup repository {}: {}: check that BACKUP_REPOSITORY is right and its host answers",
-                self.url,
+                self.shown(),
                 opened.why()
             );
         }
         process::run(&self.restic(&["init"]))
+    }
+
+    /// The URL as messages show it: a password in it (`user:password@`) as `***`.
+    pub fn shown(&self) -> String {
+        crate::backup_settings::redacted(&self.url)
     }
 
     /// Runs `step`, restic on this repository, captured. While another restic holds the
@@ -81,7 +89,10 @@ impl Repository {
                 return Ok(out);
             }
             if !said {
-                eprintln!("waiting for another restic (a scheduled snapshot?) to release the repository {}", self.url);
+                eprintln!(
+                    "waiting for another restic (a scheduled snapshot?) to release the repository {}",
+                    self.shown()
+                );
                 said = true;
             }
             process::stop_if_interrupted()?;
@@ -101,10 +112,14 @@ impl Repository {
         Ok(out.stdout)
     }
 
-    /// `restic -r URL ARGS`, the password in restic's environment only.
+    /// `restic -r URL ARGS`, the password in restic's environment only, as is a URL that
+    /// holds a password of its own (`rest:https://user:password@host/`), which `ps` would show.
     pub fn restic(&self, args: &[&str]) -> Step {
-        let mut step =
-            Step::new("restic", &self.dir).secret_env("RESTIC_PASSWORD", &self.password).args(["-r", &self.url]);
+        let step = Step::new("restic", &self.dir).secret_env("RESTIC_PASSWORD", &self.password);
+        let mut step = match self.shown() == self.url {
+            true => step.args(["-r", &self.url]),
+            false => step.secret_env("RESTIC_REPOSITORY", &self.url),
+        };
         if let Some(command) = &self.sftp_command {
             step = step.arg("-o").arg(format!("sftp.command={command}"));
         }

@@ -85,7 +85,7 @@ impl Action for Snapshot {
             stored.id,
             manifest.describe(),
             human::size(stored.added),
-            self.repository.url
+            self.repository.shown()
         );
         Ok(())
     }
