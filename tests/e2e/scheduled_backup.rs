@@ -20,7 +20,10 @@ pub fn takes_snapshots_on_schedule(project: &Project, host: &SftpHost, data: &Da
     let image = project.web_image().strip_suffix("-web").expect("<name>-web").to_owned() + "-backup";
     project.remove_later(&image);
     project.set_env(".env.prod", "BACKUP_SCHEDULE", &format!("{EVERY}s"));
-    project.timed("prod adding the backup service", &["prod", "--with-db"]);
+    let web = project.containers("prod", Some("web"));
+    let added = text(&project.timed("prod adding the backup service", &["prod", "--with-db"]).stdout);
+    assert!(added.contains("updating backup alone"), "{added}");
+    assert_eq!(project.containers("prod", Some("web")), web, "adding the backup service replaced web");
     let service = project.container("prod", "backup");
     let status = docker_ok(&["exec", &service, "cat", "/proc/1/status"]);
     let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap_or_default().to_owned();
