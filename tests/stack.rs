@@ -78,7 +78,7 @@ mod stack_check {
     }
 
     /// The variables the xtask sets for the stacks' Compose commands.
-    const XTASK_ENV: [(&str, &str); 7] = [
+    const XTASK_ENV: [(&str, &str); 12] = [
         ("WEB_IMAGE", "stack-check-web"),
         ("TLS_CERT_FILE", "/srv/tls/fullchain.pem"),
         ("TLS_KEY_FILE", "/srv/tls/privkey.pem"),
@@ -87,6 +87,12 @@ mod stack_check {
         ("ACME_CA_BUNDLE", ""),
         ("ACME_EMAIL", "admin@example.com"),
         ("DEV_WEB_IMAGE", "stack-check-dev-web"),
+        // BACKUP_SCHEDULE: the xtask sets the last three, the first two are the env file's.
+        ("BACKUP_REPOSITORY", "sftp:backup@backup.example.net:/srv/site"),
+        ("BACKUP_PASSWORD", "stack-check-backup-password"),
+        ("BACKUP_EVERY", "86400"),
+        ("BACKUP_FORGET", "--group-by host --keep-daily 7"),
+        ("BACKUP_HOST", "stack-check"),
     ];
 
     /// The variables the xtask sets from the project's description (the repository's own).
@@ -124,11 +130,12 @@ mod stack_check {
         assert!(said.trim().is_empty(), "{command:?} printed:\n{said}");
     }
 
-    const STACKS: [(&str, &str, &[&str]); 4] = [
+    const STACKS: [(&str, &str, &[&str]); 5] = [
         (".env", "docker/dev.env.example", &["docker/compose.yml"]),
         (".env.prod", "docker/prod.env.example", &["docker/compose.prod.yml"]),
         (".env.prod", "docker/prod.env.example", &["docker/compose.prod.yml", "docker/compose.db.yml"]),
         (".env.prod", "docker/prod.env.example", &["docker/compose.prod.yml", "docker/compose.acme.yml"]),
+        (".env.prod", "docker/prod.env.example", &["docker/compose.prod.yml", "docker/compose.backup.yml"]),
     ];
 
     /// Standalone Compose v1 is the xtask's fallback, so it must accept the same files.
@@ -251,6 +258,31 @@ mod stack_check {
         assert!(redis_command.contains("requirepass") && !redis_command.contains("--requirepass"), "{redis}");
     }
 
+    /// BACKUP_SCHEDULE: the backup service is not published, reads the media read-only,
+    /// gets the SSH files as secrets and the password in its environment only, and keeps
+    /// only the capabilities it drops at its start.
+    #[test]
+    fn compose_config_prod_backup() {
+        let files = ["docker/compose.prod.yml", "docker/compose.backup.yml"];
+        let config = compose_config(".env.prod", "docker/prod.env.example", &files);
+        assert_eq!(published(&config), ["nginx"], "the backup service is never published");
+        let backup = &config["services"]["backup"];
+        let media = backup["volumes"].as_array().expect("volumes").iter().find(|v| v["source"] == "media");
+        assert_eq!(
+            media.map(|v| (&v["target"], &v["read_only"])),
+            Some((&"/backup/staging/media".into(), &true.into()))
+        );
+        let secrets: Vec<&Value> =
+            backup["secrets"].as_array().expect("secrets").iter().map(|s| &s["source"]).collect();
+        assert_eq!(secrets, ["backup_ssh_key", "backup_known_hosts"], "{backup}");
+        assert_eq!(config["secrets"]["backup_ssh_key"]["file"], "/dev/null", "{config}");
+        assert_eq!(backup["environment"]["RESTIC_PASSWORD"], "stack-check-backup-password", "{backup}");
+        assert_eq!(backup["cap_drop"], serde_json::json!(["ALL"]), "{backup}");
+        assert_eq!(backup["cap_add"], serde_json::json!(["DAC_READ_SEARCH", "SETUID", "SETGID"]), "{backup}");
+        assert_eq!(backup["labels"]["xtask.health"], "report", "{backup}");
+        assert!(backup["healthcheck"]["test"].to_string().contains("health"), "{backup}");
+    }
+
     /// TLS_MODE=acme: certbot shares the webroot and its certificates with nginx, which reads
     /// them read-only and is still the only service published.
     #[test]
@@ -282,7 +314,7 @@ mod stack_check {
     #[test]
     fn hadolint_dockerfile() {
         let hadolint = ok(tools::hadolint());
-        for dockerfile in ["docker/Dockerfile", "docker/static.Dockerfile"] {
+        for dockerfile in ["docker/Dockerfile", "docker/static.Dockerfile", "docker/backup/Dockerfile"] {
             assert_success(Command::new(&hadolint).arg(dockerfile).current_dir(root()));
         }
     }
