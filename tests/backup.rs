@@ -91,7 +91,7 @@ fn the_dry_run_prints_the_snapshot_with_restic_over_ssh_by_key_and_no_password()
     }
     assert!(plan.contains("pg_dump --format=custom"), "{plan}");
     assert!(!plan.contains("k3Jf8sLq0PzX7wVb2Nm5"), "the password is printed:\n{plan}");
-    assert!(!project.path(".stack/backup").exists(), "the dry run staged files");
+    assert!(!project.root().join(".stack/backup").exists(), "the dry run staged files");
 }
 
 /// The production stack with `.env.prod` ending in `backup`.
@@ -118,6 +118,17 @@ fn a_schedule_adds_the_backup_service_with_its_settings_parsed() {
         assert!(build.contains(part), "no {part}\nin\n{build}");
     }
     assert!(!plan.contains("k3Jf8sLq0PzX7wVb2Nm5"), "the password is printed:\n{plan}");
+    assert!(
+        plan.lines().any(|l| l == "# create ROOT/.stack/prod (the backup service reads the release record there)"),
+        "{plan}"
+    );
+    assert!(!project.root().join(".stack/prod").exists(), "the dry run made the record's directory");
+    let ps = project.xtask(&["ps", "--prod"]);
+    assert_eq!(ps.code, 0, "{}", ps.stderr);
+    assert!(
+        project.root().join(".stack/prod").is_dir(),
+        "the record's directory was left for the engine to make (as root)"
+    );
 }
 
 #[test]

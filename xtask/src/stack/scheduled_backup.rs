@@ -3,16 +3,17 @@
 //! handed to the service as Compose variables, the schedule and retention already parsed so
 //! that the agent in the container reads numbers only.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 
 use crate::backup_settings::Settings;
 use crate::context::Context;
 use crate::envfile::{EnvFile, PROD_FILE};
-use crate::plan::Step;
+use crate::plan::{runner, Action, Step};
 use crate::stack::compose;
+use crate::stack::released::RECORD;
 
 /// The overlay of the backup service.
 pub(crate) const OVERLAY: &str = "docker/compose.backup.yml";
@@ -29,6 +30,7 @@ pub(crate) fn add(cx: &Context, env: &EnvFile, project: &str, step: Step) -> Res
     let settings = Settings::from_vars(&vars, &file, &cx.root)?;
     let schedule = settings.schedule.expect("scheduled");
     reachable_from_a_container(&settings, &file)?;
+    runner::prepare(cx, &RecordDir(cx.path(RECORD).parent().expect("a file has a directory").to_path_buf()))?;
     let secret = |path: Option<&Path>| path.map_or("/dev/null".into(), |p| p.to_string_lossy().into_owned());
     let sftp = settings.sftp.as_ref();
     Ok(compose::add_files(cx, step, &[OVERLAY])
@@ -40,6 +42,21 @@ pub(crate) fn add(cx: &Context, env: &EnvFile, project: &str, step: Step) -> Res
         .env("BACKUP_HEALTH_INTERVAL", format!("{}s", health_interval(schedule.every).as_secs()))
         .env("BACKUP_SSH_KEY_FILE", secret(sftp.map(|s| s.key.as_path())))
         .env("BACKUP_KNOWN_HOSTS_FILE", secret(sftp.and_then(|s| s.known_hosts.as_deref()))))
+}
+
+/// The directory of the release record, which the service mounts: made by this user before
+/// Compose would make it as the engine's (root), where `prod` could not write the record.
+#[derive(Debug)]
+struct RecordDir(PathBuf);
+
+impl Action for RecordDir {
+    fn render(&self) -> String {
+        format!("# create {} (the backup service reads the release record there)", self.0.display())
+    }
+
+    fn run(&self, _: &Context) -> Result<()> {
+        std::fs::create_dir_all(&self.0).with_context(|| format!("cannot create {}", self.0.display()))
+    }
 }
 
 /// The service runs in a container of its own: it has neither this host's disk nor its
