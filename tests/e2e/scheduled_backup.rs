@@ -25,9 +25,22 @@ pub fn takes_snapshots_on_schedule(project: &Project, host: &SftpHost, data: &Da
     assert!(added.contains("updating backup alone"), "{added}");
     assert_eq!(project.containers("prod", Some("web")), web, "adding the backup service replaced web");
     let service = project.container("prod", "backup");
-    let status = docker_ok(&["exec", &service, "cat", "/proc/1/status"]);
-    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap_or_default().to_owned();
-    assert_eq!(uid.split_whitespace().collect::<Vec<_>>(), ["Uid:", "10001", "10001", "10001", "10001"], "{status}");
+    // Root only while the agent reads its secrets, at its start.
+    let uid = || {
+        let status = docker_ok(&["exec", &service, "cat", "/proc/1/status"]);
+        status
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let dropped = wait_for(Duration::from_secs(30), Duration::from_millis(200), || {
+        (uid() == "10001 10001 10001 10001").then_some(())
+    });
+    assert!(dropped.is_some(), "the backup agent still runs as uid {}", uid());
 
     // Two scheduled snapshots, and BACKUP_KEEP=last=2 leaves only them.
     let started = Instant::now();
