@@ -82,6 +82,14 @@ impl SftpHost {
             .sum()
     }
 
+    /// Cuts (false) or restores (true) this machine's link to the host, as an outage would.
+    pub fn set_reachable(&self, reachable: bool) {
+        let state = if reachable { "up" } else { "down" };
+        let out = Command::new("ip").args(["link", "set", "dev", &self.host_veth, state]).output();
+        let out = out.unwrap_or_else(|e| panic!("cannot run ip: {e}"));
+        assert!(out.status.success(), "ip link set {} {state}: {}", self.host_veth, text(&out.stderr));
+    }
+
     pub fn repository_dir(&self) -> PathBuf {
         self.dir.path().join("srv").join("site")
     }
