@@ -6,15 +6,10 @@
 //! and the static files collected into it; Compose's comparison covers `.env.prod`, the
 //! compose files, the certificates and nginx's template (whose hashes nginx's environment
 //! carries). Compose v1 has no dry run: there every `prod` deploys.
-//!
-//! When what would change is only services besides web's, its processes and the backing ones
-//! (the backup service's schedule, a renewed certificate for nginx, a service no file names any
-//! more), Compose's own `up` does just that, and nothing else is replaced.
 
 use anyhow::Result;
 
 use crate::context::Context;
-use crate::plan::health::{self, Target};
 use crate::plan::{runner, Action, Plan, Step};
 use crate::process;
 use crate::stack::redeploy;
@@ -22,8 +17,6 @@ use crate::stack::redeploy;
 const SERVICE_LABEL: &str = "com.docker.compose.service";
 /// The reason of a first start, which needs no saying.
 const NOT_SERVING: &str = "the stack is not serving";
-/// Compose's `up` of the whole stack, without building.
-const UP: &[&str] = &["up", "--detach", "--no-build", "--remove-orphans"];
 /// What Compose's dry run says of a container it would leave as it is.
 const LEFT_AS_IS: [&str; 3] = ["Running", "Waiting", "Healthy"];
 
@@ -38,50 +31,28 @@ pub struct UnlessUnchanged {
     pub image: String,
     /// The services that run the web image: web and the project's processes.
     pub web_services: Vec<String>,
-    /// Those and the backing services (the bundled database and Redis), which only a deploy
-    /// changes.
-    pub own_services: Vec<String>,
-    pub timeout_secs: u64,
     pub then: Plan,
-}
-
-/// What a `prod` has to do to the running stack.
-#[derive(Debug, PartialEq, Eq)]
-enum Verdict {
-    Nothing,
-    /// Compose's `up` of these services, which are none of web's, the processes' or the
-    /// backing ones, and nothing else.
-    Others(Vec<String>, String),
-    /// The release steps and the deploy, for this reason.
-    Deploy(String),
 }
 
 impl Action for UnlessUnchanged {
     fn render(&self) -> String {
         format!(
-            "# nothing to deploy when `{}` would leave every container of project {} running as it is and {} run(s) image {};\n# `{}` and a wait for the healthchecks when those run it and it would change services besides {} only; else:\n{}",
+            "# nothing to deploy when `{}` would leave every container of project {} running as it is and {} run(s) image {}; else:\n{}",
             self.dry_run(),
             self.project,
             self.web_services.join(", "),
             self.image,
-            self.up(),
-            self.own_services.join(", "),
             self.then.render().trim_end()
         )
     }
 
     fn run(&self, cx: &Context) -> Result<()> {
         match self.what_changed() {
-            Verdict::Nothing => {
+            None => {
                 println!("nothing to deploy: the stack already runs image {} with this configuration (`cargo xtask prod --force` replaces it anyway)", self.image);
                 Ok(())
             }
-            Verdict::Others(services, why) => {
-                println!("updating {} alone: {why}", services.join(", "));
-                process::run(&self.up())?;
-                health::wait_for(cx, Target::Stack(&self.compose), self.timeout_secs)
-            }
-            Verdict::Deploy(why) => {
+            Some(why) => {
                 if why != NOT_SERVING {
                     println!("deploying: {why}");
                 }
@@ -92,47 +63,30 @@ impl Action for UnlessUnchanged {
 }
 
 impl UnlessUnchanged {
-    /// What differs between the stack as it runs and as it would be deployed. Anything Docker
-    /// or Compose cannot tell counts as a change that needs a deploy.
-    fn what_changed(&self) -> Verdict {
+    /// What differs between the stack as it runs and as it would be deployed; None when
+    /// nothing does. Anything Docker or Compose cannot tell counts as a change.
+    fn what_changed(&self) -> Option<String> {
         if !redeploy::serving(&self.compose.dir, &self.project) {
-            return Verdict::Deploy(NOT_SERVING.into());
+            return Some(NOT_SERVING.into());
         }
         let would = match process::output(&self.dry_run()) {
             Ok(out) if out.ok => out.stderr + &out.stdout,
-            _ => {
-                return Verdict::Deploy("Compose cannot say what `up` would change (a dry run needs Compose v2)".into())
-            }
+            _ => return Some("Compose cannot say what `up` would change (a dry run needs Compose v2)".into()),
         };
+        if let Some(change) = compose_would_change(&would) {
+            return Some(change);
+        }
         let ids = process::stdout_of(&self.containers()).unwrap_or_default();
         let ids: Vec<&str> = ids.split_whitespace().collect();
         let images =
             if ids.is_empty() { String::new() } else { process::stdout_of(&self.images(&ids)).unwrap_or_default() };
         let built = process::stdout_of(&self.image_id()).unwrap_or_default();
-        let changed = compose_would_change(&would);
-        if let Some(why) = other_image(&images, built.trim(), &self.web_services) {
-            return Verdict::Deploy(changed.map_or(why, |(_, first)| first));
-        }
-        let Some((touched, first)) = changed else { return Verdict::Nothing };
-        let services = touched.iter().map(|container| service_of(container, &self.project)).collect::<Option<Vec<_>>>();
-        match services {
-            Some(mut services) if !services.iter().any(|s| self.own_services.contains(s)) => {
-                services.sort();
-                services.dedup();
-                Verdict::Others(services, first)
-            }
-            _ => Verdict::Deploy(first),
-        }
+        other_image(&images, built.trim(), &self.web_services)
     }
 
     /// Compose's `up` of the whole stack, as a dry run: what it would create, recreate or start.
     fn dry_run(&self) -> Step {
-        self.compose.clone().arg("--dry-run").args(UP.iter().copied())
-    }
-
-    /// Compose's `up` of the whole stack: what the dry run says it would do.
-    fn up(&self) -> Step {
-        self.compose.clone().args(UP.iter().copied())
+        self.compose.clone().args(["--dry-run", "up", "--detach", "--no-build", "--remove-orphans"])
     }
 
     /// The ids of the project's running containers (one-offs aside).
@@ -153,31 +107,17 @@ impl UnlessUnchanged {
     }
 }
 
-/// What Compose's dry run would do besides leaving containers running (`Recreate`, `Create`,
-/// `Start`..., a network or a volume): the names of what it would touch (`Container NAME`,
-/// `Network NAME`...) and the first such line; None when it would do nothing, and a change
-/// of the stack itself when the output says nothing at all.
-fn compose_would_change(dry_run: &str) -> Option<(Vec<String>, String)> {
+/// The first thing Compose's dry run would do to a container besides leaving it running
+/// (`Recreate`, `Create`, `Start`...), or to a network or volume; None when it would do
+/// nothing, and a change when the output says nothing at all.
+fn compose_would_change(dry_run: &str) -> Option<String> {
     let lines: Vec<&str> =
         dry_run.lines().filter_map(|l| l.split_once("DRY-RUN MODE -").map(|(_, rest)| rest.trim())).collect();
     if lines.is_empty() {
-        return Some((vec![String::new()], "Compose's dry run said nothing".into()));
+        return Some("Compose's dry run said nothing".into());
     }
-    let changed: Vec<Vec<&str>> = lines
-        .into_iter()
-        .filter(|l| !LEFT_AS_IS.iter().any(|word| l.ends_with(word)))
-        .map(|l| l.split_whitespace().collect())
-        .collect();
-    let first = format!("Compose's dry run says: {}", changed.first()?.join(" "));
-    Some((changed.iter().map(|words| words[..words.len().min(2)].join(" ")).collect(), first))
-}
-
-/// The service of `Container PROJECT-SERVICE-N` as the dry run names it; None for anything
-/// else (a network, a volume).
-fn service_of(touched: &str, project: &str) -> Option<String> {
-    let name = touched.strip_prefix("Container ")?.strip_prefix(project)?.strip_prefix('-')?;
-    let (service, number) = name.rsplit_once('-')?;
-    number.parse::<u32>().ok().map(|_| service.to_owned())
+    let changed = lines.into_iter().find(|l| !LEFT_AS_IS.iter().any(|word| l.ends_with(word)))?;
+    Some(format!("Compose's dry run says: {}", changed.split_whitespace().collect::<Vec<_>>().join(" ")))
 }
 
 /// The first of `web_services` whose container (a `SERVICE IMAGE-ID` line of `images`) runs
@@ -210,26 +150,17 @@ mod tests {
     }
 
     #[test]
-    fn what_compose_would_touch_is_named_by_service() {
-        let added = format!(
-            "{AS_IS} DRY-RUN MODE -  Container shop-prod-backup-1  Creating\n DRY-RUN MODE -  Container shop-prod-backup-1  Created\n"
-        );
-        let (touched, first) = compose_would_change(&added).unwrap();
-        assert_eq!(touched, ["Container shop-prod-backup-1", "Container shop-prod-backup-1"]);
-        assert_eq!(first, "Compose's dry run says: Container shop-prod-backup-1 Creating");
-        assert_eq!(service_of(&touched[0], "shop-prod").as_deref(), Some("backup"));
-        assert_eq!(service_of("Container shop-prod-my-worker-12", "shop-prod").as_deref(), Some("my-worker"));
-        assert_eq!(service_of("Network shop-prod_default", "shop-prod"), None);
-        assert_eq!(service_of("Container other-web-1", "shop-prod"), None);
-    }
-
-    #[test]
     fn anything_else_compose_would_do_or_silence_is_a_change() {
-        let first = |text: &str| compose_would_change(text).map(|(_, first)| first);
         let recreate = AS_IS.replace("shop-prod-web-2  Running", "shop-prod-web-2  Recreate");
-        assert_eq!(first(&recreate).as_deref(), Some("Compose's dry run says: Container shop-prod-web-2 Recreate"));
+        assert_eq!(
+            compose_would_change(&recreate).as_deref(),
+            Some("Compose's dry run says: Container shop-prod-web-2 Recreate")
+        );
         let start = format!("{AS_IS} DRY-RUN MODE -  Container shop-prod-beat-1  Starting\n");
-        assert_eq!(first(&start).as_deref(), Some("Compose's dry run says: Container shop-prod-beat-1 Starting"));
+        assert_eq!(
+            compose_would_change(&start).as_deref(),
+            Some("Compose's dry run says: Container shop-prod-beat-1 Starting")
+        );
         assert!(compose_would_change("").is_some());
         assert!(compose_would_change("unknown flag: --dry-run").is_some());
     }

@@ -84,10 +84,8 @@ pub fn prod(cx: &Context, args: ProdArgs) -> Result<()> {
     let ports = ports::require_free(cx, stack, &env);
     let project = stack.project(cx);
     let image = compose::web_image(cx);
-    let web_services: Vec<String> =
-        std::iter::once("web".to_owned()).chain(description.processes.keys().cloned()).collect();
+    let web_services = std::iter::once("web".to_owned()).chain(description.processes.keys().cloned()).collect();
     let backing = backing_services(stack, &env);
-    let own_services: Vec<String> = web_services.iter().chain(&backing).cloned().collect();
     let start_backing = Task::act(StartBacking {
         compose: base.clone(),
         project: project.clone(),
@@ -125,16 +123,8 @@ pub fn prod(cx: &Context, args: ProdArgs) -> Result<()> {
             match args.force {
                 true => plan.and(release),
                 false => {
-                    let unless = UnlessUnchanged {
-                        compose: base.clone(),
-                        project,
-                        image,
-                        web_services,
-                        own_services,
-                        timeout_secs: args.wait_timeout,
-                        then: release,
-                    };
-                    plan.then(Task::act(unless))
+                    let compose = base.clone();
+                    plan.then(Task::act(UnlessUnchanged { compose, project, image, web_services, then: release }))
                 }
             }
         }
