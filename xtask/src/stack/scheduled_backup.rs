@@ -17,8 +17,6 @@ use crate::stack::released::RECORD;
 
 /// The overlay of the backup service.
 pub(crate) const OVERLAY: &str = "docker/compose.backup.yml";
-/// The service's name in it.
-pub const SERVICE: &str = "backup";
 
 /// `step` with the backup service when `env` schedules it, for Compose project `project`.
 pub(crate) fn add(cx: &Context, env: &EnvFile, project: &str, step: Step) -> Result<Step> {
