@@ -127,16 +127,15 @@ impl Deploy {
     /// for nginx), then the wait, which runs the healthchecks itself.
     fn first_start(&self, cx: &Context) -> Result<()> {
         upstream::write(&cx.root, &[WEB.to_owned()])?;
-        let services = process::stdout_of(&self.services()).unwrap_or_default();
-        let services: Vec<&str> = services.split_whitespace().collect();
-        let own: Vec<String> = self.own_services().into_iter().filter(|s| services.contains(&s.as_str())).collect();
+        let services = self.listed_services();
+        let own: Vec<String> = self.own_services().into_iter().filter(|s| services.contains(s)).collect();
         if own.is_empty() {
             // Compose could not list the services: start them all its way.
             process::run(&self.up_all())?;
             return health::wait_for(cx, Target::Stack(&self.compose), self.timeout_secs);
         }
         process::run(&self.up_own(&own))?;
-        if !self.others().is_empty() {
+        if !self.others(&services).is_empty() {
             process::run(&self.up_all())?;
         }
         health::wait_for(cx, Target::Stack(&self.compose), self.timeout_secs)
@@ -185,7 +184,7 @@ impl Deploy {
         // service besides web's (the backup service's schedule); `up` of them alone is a no-op
         // otherwise, and never touches web. A service no file names any more (the backup
         // service once BACKUP_SCHEDULE is gone) is removed. What it recreated is waited for.
-        process::run(&self.refresh(&self.others()))?;
+        process::run(&self.refresh(&self.others(&self.listed_services())))?;
         health::wait_for(cx, Target::Stack(&self.compose), self.timeout_secs)
     }
 
@@ -385,16 +384,16 @@ impl Deploy {
         up.args(others.iter().cloned())
     }
 
-    /// The services besides web, the processes, nginx and the backing ones; none when Compose
-    /// cannot list them.
-    fn others(&self) -> Vec<String> {
-        let listed = process::stdout_of(&self.services()).unwrap_or_default();
+    /// Of the `listed` services, those besides web, the processes, nginx and the backing ones.
+    fn others(&self, listed: &[String]) -> Vec<String> {
         let own = self.own_services();
-        listed
-            .split_whitespace()
-            .filter(|s| !own.iter().any(|o| o == s) && !self.backing.iter().any(|b| b == s))
-            .map(str::to_owned)
-            .collect()
+        listed.iter().filter(|s| !own.contains(s) && !self.backing.contains(s)).cloned().collect()
+    }
+
+    /// The services the compose files name; none when Compose cannot list them.
+    fn listed_services(&self) -> Vec<String> {
+        let listed = process::stdout_of(&self.services()).unwrap_or_default();
+        listed.split_whitespace().map(str::to_owned).collect()
     }
 
     fn nginx(&self, command: &[&str]) -> Step {
