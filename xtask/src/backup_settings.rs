@@ -39,6 +39,20 @@ pub struct Sftp {
     pub known_hosts: Option<PathBuf>,
 }
 
+/// What the backup service (docker/backup/agent.py, in the production stack or on Swarm) is
+/// handed: the schedule and retention already parsed, so that the agent reads numbers only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// BACKUP_EVERY: the interval, in seconds.
+    pub every: String,
+    /// BACKUP_AT: seconds past midnight UTC, or empty.
+    pub at: String,
+    /// BACKUP_FORGET: `restic forget`'s retention options.
+    pub forget: String,
+    /// How often Docker runs the stale-backup check (`60s`).
+    pub health_interval: String,
+}
+
 /// Every `every`, at the times whose offset from midnight UTC is `at` plus a whole number of
 /// `every` (`daily@03:30`), or counted from the last snapshot when `at` is None.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +90,26 @@ impl Settings {
         vars.get("BACKUP_SCHEDULE").is_some_and(|v| !v.trim().is_empty())
     }
 
+    /// The backup service's settings, when `vars` schedule it: refused when the repository
+    /// is one a container cannot reach (a directory of this host, an SFTP host without its
+    /// known keys).
+    pub fn service(&self, file: &Path) -> Result<Option<Service>> {
+        let Some(schedule) = self.schedule else { return Ok(None) };
+        let shown = file.display();
+        if self.url.starts_with("local:") {
+            bail!("BACKUP_SCHEDULE in {shown} needs a repository off this host, not {}: the backup service runs in a container without this host's disk (or leave BACKUP_SCHEDULE unset and run `cargo xtask backup` from cron)", self.url);
+        }
+        if self.url.starts_with("sftp:") && self.sftp.as_ref().is_none_or(|s| s.known_hosts.is_none()) {
+            bail!("BACKUP_SCHEDULE in {shown} with an SFTP repository needs BACKUP_SSH_KEY and BACKUP_KNOWN_HOSTS: the backup service has no ~/.ssh of its own (e.g. `ssh-keyscan HOST > certs/backup_known_hosts`)");
+        }
+        Ok(Some(Service {
+            every: schedule.every.as_secs().to_string(),
+            at: schedule.at.map(|at| at.as_secs().to_string()).unwrap_or_default(),
+            forget: self.keep_options().join(" "),
+            health_interval: format!("{}s", health_interval(schedule.every).as_secs()),
+        }))
+    }
+
     /// `--group-by host --keep-daily 7 --keep-weekly 4 ...`: `restic forget`'s options for the
     /// retention policy, over all the site's snapshots together (restic would count those of
     /// `cargo xtask backup` and of the backup service apart, their paths being others).
@@ -108,6 +142,11 @@ impl Schedule {
         let at = at.map(|at| time_of_day(at).ok_or_else(|| fail("has no HH:MM time after @"))).transpose()?;
         Ok(Schedule { every, at })
     }
+}
+
+/// How often Docker runs the stale-backup check: a few times an interval, at most a minute.
+fn health_interval(every: Duration) -> Duration {
+    (every / 4).clamp(Duration::from_secs(2), Duration::from_secs(60))
 }
 
 /// `url` with the password of a `scheme://user:password@host` part as `***`.
@@ -236,6 +275,13 @@ mod tests {
             assert!(message.starts_with(&format!("BACKUP_SCHEDULE={bad} in .env.prod")), "{message}");
             assert!(message.contains("e.g. daily@03:30"), "{message}");
         }
+    }
+
+    #[test]
+    fn the_check_runs_a_few_times_an_interval() {
+        assert_eq!(health_interval(Duration::from_secs(20)), Duration::from_secs(5));
+        assert_eq!(health_interval(Duration::from_secs(86_400)), Duration::from_secs(60));
+        assert_eq!(health_interval(Duration::from_secs(4)), Duration::from_secs(2));
     }
 
     #[test]
