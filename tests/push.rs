@@ -195,12 +195,28 @@ fn a_dry_run_prints_every_docker_command_and_runs_none() {
         "docker tag shop-web 127.0.0.1:5000/shop/web:1.0.0",
         "docker push --quiet 127.0.0.1:5000/shop/web:1.0.0",
         "docker push --quiet 127.0.0.1:5000/shop/static:1.0.0",
-        "# then: refuse if the registry holds either tag with another image",
+        "# then: refuse if the registry holds any of the tags with another image",
+    ] {
+        assert!(stdout.contains(expected), "no {expected:?} in:\n{stdout}");
+    }
+    assert!(!stdout.contains("backup"), "a release without BACKUP_SCHEDULE pushes a backup image:\n{stdout}");
+    assert!(take_commands(&sandbox).is_empty());
+    assert!(!sandbox.root().join("dist").exists() && !sandbox.root().join("target").exists());
+
+    // With the backup service scheduled, its image (for the database's Postgres) is pushed too.
+    sandbox.write(".env.prod", "BACKUP_SCHEDULE=daily\nPOSTGRES_IMAGE=postgres:16\n");
+    let args = ["--dry-run", "release", "--static-dir", "tree", "--version", "1.0.0", "--push", "--allow-dirty"];
+    let stdout = ok(&sandbox.output(&[&args[..], &["--registry", REGISTRY]].concat(), &[]));
+    for expected in [
+        "docker build --quiet --build-arg 'POSTGRES_IMAGE=postgres:16' ",
+        "/docker/backup > ",
+        "docker manifest inspect --insecure --verbose 127.0.0.1:5000/shop/backup:1.0.0",
+        "docker tag BACKUP_IMAGE_ID 127.0.0.1:5000/shop/backup:1.0.0",
+        "docker push --quiet 127.0.0.1:5000/shop/backup:1.0.0",
     ] {
         assert!(stdout.contains(expected), "no {expected:?} in:\n{stdout}");
     }
     assert!(take_commands(&sandbox).is_empty());
-    assert!(!sandbox.root().join("dist").exists() && !sandbox.root().join("target").exists());
 }
 
 #[test]
@@ -215,7 +231,7 @@ fn verify_names_a_pushed_image_that_is_not_pinned_by_digest() {
     let out = sandbox.output(&["verify", "dist"], &[]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("bad image: db of 1.0.0 (not one of static, web)"), "{stdout}");
+    assert!(stdout.contains("bad image: db of 1.0.0 (not one of backup, static, web)"), "{stdout}");
     assert!(
         stdout.contains("bad image: web of 1.0.0 (\"127.0.0.1:5000/shop/web:1.0.0\": no @sha256: digest)"),
         "{stdout}"

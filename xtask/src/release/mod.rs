@@ -38,7 +38,7 @@ use crate::sha256::{self, HashingWriter};
 use crate::stack::compose;
 
 /// The images `--push` pushes, by the names manifest.json records them under.
-pub const IMAGE_KINDS: [&str; 2] = ["static", "web"];
+pub const IMAGE_KINDS: [&str; 3] = ["backup", "static", "web"];
 
 /// What the command line asks for, checked and with paths made absolute.
 struct Options {

@@ -1,8 +1,9 @@
 //! `release --push`: the web image and a static nginx image (docker/static.Dockerfile, made
-//! from the release's static tarball byte for byte), each tagged with the version and pushed
-//! to the registry, which then names them by digest for manifest.json.
+//! from the release's static tarball byte for byte), and the backup service's image
+//! (docker/backup) when .env.prod sets BACKUP_SCHEDULE, each tagged with the version and
+//! pushed to the registry, which then names them by digest for manifest.json.
 //!
-//! Both tags are checked against the registry before either is pushed: a tag it holds with
+//! All tags are checked against the registry before either is pushed: a tag it holds with
 //! the same image is left alone, one it holds with another image refuses the whole release
 //! before anything is pushed or written.
 
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 
 use super::collect::Scratch;
+use crate::backup_settings;
 use crate::cli::ReleaseArgs;
 use crate::context::{unique_tag, Context};
 use crate::envfile;
@@ -27,6 +29,8 @@ const NGINX_CONF: &str = "docker/nginx/static.conf";
 const DOCKERFILE: &str = "docker/static.Dockerfile";
 /// The tarball's name inside the build context.
 const TARBALL: &str = "static.tar.gz";
+/// The build context of the backup service's image.
+const BACKUP_CONTEXT: &str = "docker/backup";
 
 /// What `--push` and `--registry` ask for.
 pub struct Push {
@@ -35,6 +39,8 @@ pub struct Push {
     nginx_image: Option<String>,
     /// The build context, a fresh directory under target/.
     context: PathBuf,
+    /// With BACKUP_SCHEDULE in .env.prod: the backup image's build arguments.
+    backup: Option<Vec<String>>,
 }
 
 /// One image to push: where it comes from locally, and its tag in the registry.
@@ -55,27 +61,33 @@ impl Push {
         }
         let registry = Registry::from_flag_or_env(args.registry.as_deref())?;
         let context = cx.path("target").join(format!("release-image-{}", unique_tag()?));
-        Ok(Some(Push { registry, nginx_image: nginx_image(cx)?, context }))
+        let vars = prod_vars(cx)?;
+        let backup = backup_settings::Settings::scheduled(&vars).then(|| backup_build_args(&vars));
+        Ok(Some(Push { registry, nginx_image: stack_setting(&vars, "NGINX_IMAGE"), context, backup }))
     }
 
     /// The commands `--dry-run` prints, for the release of `version` whose static tarball
     /// is `tarball`.
     pub fn describe(&self, cx: &Context, version: &str, tarball: &Path) -> String {
-        let images = self.images(cx, version, "STATIC_IMAGE_ID");
+        let images = self.images(cx, version, "STATIC_IMAGE_ID", "BACKUP_IMAGE_ID");
         let mut text = format!(
             "{}\n# then: copy {} and {} into {}\n{}",
             registry::image_id_step(&cx.root, &images[0].local),
             tarball.display(),
             cx.path(NGINX_CONF).display(),
             self.context.display(),
-            Plan::default().run(self.build(cx)).render()
+            self.builds(cx).render()
         );
         text += &format!("# STATIC_IMAGE_ID below: the image id written to {}\n", self.id_file().display());
+        if self.backup.is_some() {
+            text += &format!("# BACKUP_IMAGE_ID below: the image id written to {}\n", self.backup_id_file().display());
+        }
         for image in &images {
             text += &format!("{}\n", registry::inspect(&cx.root, &image.tagged));
         }
-        text += "# then: refuse if the registry holds either tag with another image; push the tags it does not hold\n";
-        text += &self.push_plan(cx, &images, &[true, true]).render();
+        text +=
+            "# then: refuse if the registry holds any of the tags with another image; push the tags it does not hold\n";
+        text += &self.push_plan(cx, &images, &vec![true; images.len()]).render();
         text += "# then: read back each tag's digest from the registry (docker manifest inspect) for manifest.json\n";
         text
     }
@@ -93,11 +105,12 @@ impl Push {
         let web_id = registry::local_id(cx, &compose::web_image(cx))?;
         let scratch = Scratch::create(self.context.clone())?;
         self.fill_context(cx, tarball, sha256)?;
-        runner::execute(cx, Plan::default().run(self.build(cx)))?;
+        runner::execute(cx, self.builds(cx))?;
         let static_id = read_id(&self.id_file())?;
-        let images = self.images(cx, version, &static_id);
-        let ids = [web_id, static_id];
-        let decisions = check_tags(cx, &images, &ids)?;
+        let backup_id = self.backup.as_ref().map(|_| read_id(&self.backup_id_file())).transpose()?;
+        let images = self.images(cx, version, &static_id, backup_id.as_deref().unwrap_or_default());
+        let ids: Vec<String> = [Some(web_id), Some(static_id.clone()), backup_id].into_iter().flatten().collect();
+        let decisions = check_tags(cx, &images, &ids, &static_id)?;
         let wanted: Vec<bool> = decisions.iter().map(|d| *d == Decision::Push).collect();
         runner::execute(cx, self.push_plan(cx, &images, &wanted))?;
         drop(scratch);
@@ -115,10 +128,30 @@ impl Push {
         Ok(pinned)
     }
 
-    /// The web image as Compose built it, and the static image by id (`static_id`).
-    fn images(&self, cx: &Context, version: &str, static_id: &str) -> [Image; 2] {
-        let image = |kind, local: String| Image { kind, local, tagged: self.registry.tagged(kind, version) };
-        [image("web", compose::web_image(cx)), image("static", static_id.to_owned())]
+    /// The web image as Compose built it, the static image by id (`static_id`), and the
+    /// backup image by id (`backup_id`) when it is built.
+    fn images(&self, cx: &Context, version: &str, static_id: &str, backup_id: &str) -> Vec<Image> {
+        let image =
+            |kind, local: &str| Image { kind, local: local.to_owned(), tagged: self.registry.tagged(kind, version) };
+        let mut images = vec![image("web", &compose::web_image(cx)), image("static", static_id)];
+        if self.backup.is_some() {
+            images.push(image("backup", backup_id));
+        }
+        images
+    }
+
+    /// The static image's build, and the backup image's when it is pushed.
+    fn builds(&self, cx: &Context) -> Plan {
+        let plan = Plan::default().run(self.build(cx));
+        match &self.backup {
+            None => plan,
+            Some(args) => {
+                let step = Step::new("docker", &cx.root).args(["build", "--quiet"]).args(args.iter().cloned());
+                let step = step.arg(cx.path(BACKUP_CONTEXT).to_string_lossy());
+                let step = step.stdout(Sink { path: self.backup_id_file(), checksum: false });
+                plan.run(step.fails_as("cannot build the backup image"))
+            }
+        }
     }
 
     /// `docker build` of the static image, its id written to a file rather than the terminal.
@@ -154,6 +187,10 @@ impl Push {
         self.context.join("image-id")
     }
 
+    fn backup_id_file(&self) -> PathBuf {
+        self.context.join("backup-image-id")
+    }
+
     /// The tarball, checked to be the release's bytes, and the nginx configuration.
     fn fill_context(&self, cx: &Context, tarball: &mut File, sha256: &str) -> Result<()> {
         let copy = self.context.join(TARBALL);
@@ -172,15 +209,15 @@ impl Push {
 }
 
 /// What to do with each image's tag, asked of the registry for all of them before any push.
-/// On a refusal the static image just built (the last of `ids`) is not left behind, unless
-/// a tag names it.
-fn check_tags(cx: &Context, images: &[Image], ids: &[String]) -> Result<Vec<Decision>> {
+/// On a refusal the static image just built (`static_id`) is not left behind, unless a tag
+/// names it.
+fn check_tags(cx: &Context, images: &[Image], ids: &[String], static_id: &str) -> Result<Vec<Decision>> {
     let decided: Result<Vec<Decision>> = images
         .iter()
         .zip(ids)
         .map(|(image, id)| registry::decide(&image.tagged, id, registry::remote(cx, &image.tagged)?))
         .collect();
-    decided.inspect_err(|_| registry::remove_if_untagged(cx, ids.last().expect("there are images")))
+    decided.inspect_err(|_| registry::remove_if_untagged(cx, static_id))
 }
 
 /// Does not trust `docker push`'s exit code alone: the registry must now hold `id` under
@@ -206,15 +243,30 @@ fn read_id(path: &Path) -> Result<String> {
     Ok(id)
 }
 
-/// `NGINX_IMAGE` from the environment, else from .env.prod (Compose's order for the
-/// production stack); None when neither sets it.
-fn nginx_image(cx: &Context) -> Result<Option<String>> {
-    if let Some(value) = std::env::var("NGINX_IMAGE").ok().filter(|v| !v.is_empty()) {
-        return Ok(Some(value));
-    }
-    let env_file = cx.path(".env.prod");
+/// .env.prod's variables, none when there is no such file.
+fn prod_vars(cx: &Context) -> Result<BTreeMap<String, String>> {
+    let env_file = cx.path(envfile::PROD_FILE);
     if !env_file.is_file() {
-        return Ok(None);
+        return Ok(BTreeMap::new());
     }
-    Ok(envfile::read(&env_file)?.remove("NGINX_IMAGE").filter(|v| !v.is_empty()))
+    envfile::read(&env_file)
+}
+
+/// A variable of the production stack from the environment, else from .env.prod (Compose's
+/// order); None when neither sets it.
+fn stack_setting(vars: &BTreeMap<String, String>, name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| vars.get(name).filter(|v| !v.is_empty()).cloned())
+}
+
+/// The backup image's build arguments, as docker/compose.backup.yml gives them: pg_dump of
+/// the database's own Postgres (POSTGRES_IMAGE), over BUILD_NETWORK when set.
+fn backup_build_args(vars: &BTreeMap<String, String>) -> Vec<String> {
+    let mut args = Vec::new();
+    if let Some(postgres) = stack_setting(vars, "POSTGRES_IMAGE") {
+        args.extend(["--build-arg".to_owned(), format!("POSTGRES_IMAGE={postgres}")]);
+    }
+    if let Some(network) = stack_setting(vars, "BUILD_NETWORK") {
+        args.extend(["--network".to_owned(), network]);
+    }
+    args
 }
