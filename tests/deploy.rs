@@ -155,3 +155,80 @@ fn bad_deploys_are_refused_in_one_line() {
     let run = sandbox.xtask(&["--dry-run", "deploy"]);
     assert!(run.stderr.contains("has no manifest.json: run `cargo xtask release --push` first"), "{run:?}");
 }
+
+/// BACKUP_SCHEDULE on Swarm: the backup service from docker/stack.yml's template, its image
+/// the one `release --push` pushed, every secret a file its agent reads; none of it in web's
+/// environment.
+#[test]
+fn a_backup_schedule_adds_the_backup_service_with_its_secrets_as_files() {
+    const PASSWORD: &str = "correct-horse-battery-staple-42";
+    let site_sandbox = sandbox(&format!(
+        "BACKUP_SCHEDULE=daily@03:30\nBACKUP_REPOSITORY=sftp:backup@10.0.0.2:/srv/site\nBACKUP_PASSWORD={PASSWORD}\n\
+         BACKUP_SSH_KEY=certs/backup_id\nBACKUP_KNOWN_HOSTS=certs/backup_known_hosts\nBACKUP_KEEP=daily=7\n"
+    ));
+    site_sandbox.write("certs/backup_id", "PRIVATE KEY\n");
+    site_sandbox.write("certs/backup_known_hosts", "10.0.0.2 ssh-ed25519 AAAA\n");
+    let run = site_sandbox.xtask(&["--dry-run", "deploy"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("BACKUP_SCHEDULE in .env.prod asks for the backup service and no release in dist/manifest.json pushed its image: release again with `cargo xtask release --push --version 1.0.0`"),
+        "{}",
+        run.stderr
+    );
+
+    // Pushed with the earlier release only: a later one without it still gets it.
+    let path = site_sandbox.root().join("dist/manifest.json");
+    let mut manifest: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    manifest["earlier"][0]["images"] =
+        serde_json::json!({"web": image("web"), "static": image("static"), "backup": image("backup")});
+    fs::write(&path, manifest.to_string()).unwrap();
+    let run = site_sandbox.xtask(&["--dry-run", "deploy"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let files = stack_files(&run.stdout);
+    let site = &files.iter().find(|(name, _)| name == "site.yml").unwrap().1;
+    let backup = &site["services"]["backup"];
+    assert_eq!(backup["image"], Value::from(image("backup")));
+    let env = &backup["environment"];
+    for (key, value) in [
+        ("RESTIC_REPOSITORY", "sftp:backup@10.0.0.2:/srv/site"),
+        ("RESTIC_PASSWORD_FILE", "/run/secrets/RESTIC_PASSWORD"),
+        ("PGPASSWORD_FILE", "/run/secrets/POSTGRES_PASSWORD"),
+        ("PGHOST", "db"),
+        ("PGDATABASE", "django"),
+        ("BACKUP_EVERY", "86400"),
+        ("BACKUP_AT", "12600"),
+        ("BACKUP_FORGET", "--group-by host --keep-daily 7"),
+        ("BACKUP_HOST", "site-prod"),
+        ("BACKUP_RELEASE", "1.0.0"),
+        ("BACKUP_HEALTHY_WHILE_STORING", "1"),
+    ] {
+        assert_eq!(env[key], Value::from(value), "{key} in {env:?}");
+    }
+    let targets: Vec<&str> =
+        backup["secrets"].as_sequence().unwrap().iter().map(|s| s["target"].as_str().unwrap()).collect();
+    assert_eq!(targets, ["RESTIC_PASSWORD", "backup_ssh_key", "backup_known_hosts", "POSTGRES_PASSWORD"]);
+    assert_eq!(backup["healthcheck"]["interval"], Value::from("60s"));
+    assert_eq!(backup["volumes"][0], Value::from("media:/backup/staging/media:ro"));
+    assert_eq!(site["secrets"].as_mapping().unwrap().len(), 7, "{:?}", site["secrets"]);
+    assert!(
+        run.stdout.contains("docker secret create --label 'xtask.stack=site' site_backup_ssh_key_"),
+        "{}",
+        run.stdout
+    );
+    let web = &site["services"]["web"]["environment"];
+    for absent in ["BACKUP_PASSWORD", "BACKUP_PASSWORD_FILE", "BACKUP_REPOSITORY", "BACKUP_SCHEDULE"] {
+        assert!(web.get(absent).is_none(), "{absent} is in web's environment");
+    }
+    assert!(!run.stdout.contains(PASSWORD), "the backup password is printed");
+
+    // A repository in this host's directory is refused, as by the production stack.
+    let sandbox_local =
+        sandbox(&format!("BACKUP_SCHEDULE=daily\nBACKUP_REPOSITORY=local:/srv/b\nBACKUP_PASSWORD={PASSWORD}\n"));
+    let run = sandbox_local.xtask(&["--dry-run", "deploy"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("BACKUP_SCHEDULE in ") && run.stderr.contains("needs a repository off this host"),
+        "{}",
+        run.stderr
+    );
+}

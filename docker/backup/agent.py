@@ -7,7 +7,8 @@ snapshot is staged as `cargo xtask backup` stages one (xtask/src/backup/contents
 database.dump, manifest.json and media/ in one directory, so `backup list`, `verify` and
 `restore` read both alike. A snapshot that fails is not stored and nothing is pruned after it.
 
-`health` fails when the last stored snapshot is older than two intervals.
+`health` fails when the last stored snapshot is older than two intervals (with
+BACKUP_HEALTHY_WHILE_STORING, as on Swarm, not while a snapshot is being stored).
 """
 
 import datetime
@@ -55,11 +56,12 @@ def main():
 
 def run():
     key, known_hosts = read_secret("backup_ssh_key"), read_secret("backup_known_hosts")
+    read_file_variables()
     become_unprivileged()
     write_ssh_config(key, known_hosts)
     every, at = int(os.environ["BACKUP_EVERY"]), os.environ.get("BACKUP_AT") or None
     at = int(at) if at is not None else None
-    state = {"started": time.time(), "every": every, "last_success": None, "last_error": None}
+    state = {"started": time.time(), "every": every, "last_success": None, "last_error": None, "storing_since": None}
     # Saved before anything reaches the repository, which may take long to answer or never.
     save(state)
     # A run killed half-way leaves its lock in the repository, which would stop the pruning.
@@ -73,6 +75,8 @@ def run():
         while time.time() < due:
             time.sleep(min(5, max(0.1, due - time.time())))
         began = time.time()
+        state["storing_since"] = began
+        save(state)
         try:
             snapshot()
             # As restic dates the snapshot: the schedule does not drift by how long it took.
@@ -82,6 +86,7 @@ def run():
             state["last_error"] = str(error)
             retry_at = time.time() + min(every, RETRY)
             unlock()
+        state["storing_since"] = None
         save(state)
 
 
@@ -101,6 +106,15 @@ def read_secret(name):
             return secret.read()
     except FileNotFoundError:
         return b""
+
+
+def read_file_variables():
+    """On Swarm a secret is a file: NAME_FILE=/run/secrets/... becomes NAME (restic's
+    password, pg_dump's, an S3 key), read while the agent still may."""
+    for name, path in list(os.environ.items()):
+        if name.endswith("_FILE") and path.startswith(SECRETS + "/") and not os.environ.get(name[:-5]):
+            with open(path) as secret:
+                os.environ[name[:-5]] = secret.read().rstrip("\n")
 
 
 def become_unprivileged():
@@ -280,7 +294,10 @@ def media_files():
 
 
 def release():
-    """The web image's id as the release record names it ("image ID" line)."""
+    """The release's version as a Swarm deploy names it (BACKUP_RELEASE), else the web
+    image's id as the production stack's release record does ("image ID" line)."""
+    if os.environ.get("BACKUP_RELEASE"):
+        return os.environ["BACKUP_RELEASE"]
     try:
         with open(RELEASE_RECORD) as record:
             for line in record:
@@ -332,6 +349,11 @@ def health():
     every, now = state["every"], time.time()
     since = state["last_success"] or state["started"]
     what = "the last stored snapshot" if state["last_success"] else "the agent's start, with no snapshot stored since,"
+    storing = state.get("storing_since")
+    if now - since > 2 * every and storing and os.environ.get("BACKUP_HEALTHY_WHILE_STORING"):
+        # On Swarm an unhealthy task is killed: a first snapshot of a large volume would never end.
+        print(f"{what} was {int(now - since)}s ago; a snapshot has been storing for {int(now - storing)}s")
+        return 0
     if now - since > 2 * every:
         error = f": {state['last_error']}" if state["last_error"] else ""
         print(f"stale: {what} was {int(now - since)}s ago, more than two intervals of {every}s{error}")

@@ -126,7 +126,8 @@ fn largest_pack(repository: &std::path::Path) -> std::path::PathBuf {
     largest.expect("a pack in the repository").into_path()
 }
 
-fn configure(project: &Project, host: &SftpHost) {
+/// Points .env.prod's BACKUP_* at `host`, keeping the last two snapshots.
+pub fn configure(project: &Project, host: &SftpHost) {
     project.set_env(".env.prod", "BACKUP_REPOSITORY", &host.repository());
     project.set_env(".env.prod", "BACKUP_PASSWORD", PASSWORD);
     project.set_env(".env.prod", "BACKUP_SSH_KEY", &host.key().display().to_string());

@@ -3,7 +3,9 @@
 //! pulling from the push scenario's registry, with the bundled database on the labelled
 //! node. Checked over the edge's published HTTPS port under a bounded request loop: a
 //! code change, a version whose healthcheck fails (Swarm rolls back by itself), a failing
-//! migration (nothing replaced), `deploy --rollback`, and a web task killed.
+//! migration (nothing replaced), `deploy --rollback`, and a web task killed. From 1.2.4 on,
+//! BACKUP_SCHEDULE adds the backup service, whose snapshots reach the SFTP host of
+//! tests/e2e/sftp.rs and pass `backup verify`.
 //!
 //! It continues from the push scenario, in its project (tests/e2e/chain.rs): the first release
 //! deployed is the one pushed there, and later versions reuse its cached image layers.
@@ -17,6 +19,7 @@ use super::http::{self, Site};
 use super::load::{failures, Load, CLIENTS};
 use super::node::{self, Node};
 use super::push::{self, Registry};
+use super::sftp::SftpHost;
 use super::tasks::{self, Db};
 
 /// The Swarm of this test: initialised on this engine, and on drop the stacks removed (their
@@ -106,7 +109,12 @@ fn deploys(project: &Project, registry: &Registry, first: &str) {
 
     let load = Load::start(site, vec!["/".into(), css.clone()]);
 
-    // A code change, rebuilt on the cached dependency layers.
+    // A code change, rebuilt on the cached dependency layers, released with the backup
+    // service's image now that .env.prod schedules it.
+    let backup_host = SftpHost::start().unwrap_or_else(|e| panic!("the SFTP backup host did not start: {e}"));
+    super::backup::configure(project, &backup_host);
+    // Not tighter: a snapshot every few seconds would load the machine the loops measure.
+    project.set_env(".env.prod", "BACKUP_SCHEDULE", "60s");
     let first_image = pinned(project, "web");
     project.edit("project-template/core/templates/core/home.html", "<h1>It works</h1>", "<h1>It works, v2</h1>");
     project.edit("project-template/core/tasks.py", "VERSION = \"1\"", "VERSION = \"2\"");
@@ -123,6 +131,7 @@ fn deploys(project: &Project, registry: &Registry, first: &str) {
     assert!(super::get_ok(site, "/").text().contains("It works, v2"), "1.2.4 is not served");
     let v2_tasks = web_tasks(&stack);
     assert_eq!(v2_tasks.len(), 2, "{v2_tasks:?}");
+    backs_up_on_schedule(project, &stack, "1.2.4");
 
     // A version whose healthcheck fails (its /healthz answers 503 while gunicorn runs):
     // Swarm rolls back by itself.
@@ -290,6 +299,41 @@ fn release(project: &Project, prefix: &str, version: &str) {
     let out = project.xtask_env(&["release", "--push", "--version", version], &[("REGISTRY", prefix)]);
     assert!(out.status.success(), "release --push {version} failed:\n{}{}", text(&out.stdout), text(&out.stderr));
     timing(&format!("swarm: release --push {version}"), started.elapsed());
+}
+
+/// The backup service, deployed with `version`: a scheduled snapshot of the Swarm's database
+/// and media stored off-host, tagged with the release, healthy, drilled by `backup verify`;
+/// no secret's value in its spec.
+fn backs_up_on_schedule(project: &Project, stack: &str, version: &str) {
+    let service = format!("{stack}_backup");
+    let logs = || {
+        let out = docker(&["service", "logs", "--raw", &service]);
+        format!("{}{}", text(&out.stdout), text(&out.stderr))
+    };
+    let started = Instant::now();
+    let stored = wait_for(Duration::from_secs(180), Duration::from_secs(1), || {
+        logs().contains(" bytes added in ").then_some(())
+    });
+    assert!(stored.is_some(), "the backup service stored no snapshot:\n{}", logs());
+    let listed = super::backup::list(project);
+    eprintln!("e2e: swarm: the backup service's snapshots:\n{listed}");
+    assert!(listed.lines().any(|l| l.contains(&format!("release {version}")) && l.contains("scheduled")), "{listed}");
+    let healthy = wait_for(Duration::from_secs(60), Duration::from_secs(1), || {
+        let filter = format!("label=com.docker.swarm.service.name={service}");
+        docker_ok(&["ps", "--filter", &filter, "--format", "{{.Status}}"]).contains("(healthy)").then_some(())
+    });
+    assert!(healthy.is_some(), "the backup service is not healthy:\n{}", logs());
+    let verified = text(&project.ok(&["backup", "verify"]).stdout);
+    assert!(verified.contains("verified") && verified.contains(&format!(", release {version}")), "{verified}");
+    timing("swarm: backup service: a snapshot stored, listed and drilled", started.elapsed());
+    let spec = docker_ok(&["service", "inspect", &service]);
+    for secret in ["BACKUP_PASSWORD", "POSTGRES_PASSWORD"] {
+        assert!(
+            !spec.contains(&project.env_value(".env.prod", secret)),
+            "{secret}'s value is in the backup service's spec"
+        );
+    }
+    assert!(spec.contains("RESTIC_PASSWORD_FILE=/run/secrets/RESTIC_PASSWORD"), "{spec}");
 }
 
 /// A field (`{{.ID}}`, `{{.Node}}`) of each running task of `service`, sorted.

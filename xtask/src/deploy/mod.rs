@@ -97,6 +97,9 @@ impl Rollout {
             Some(now) if *now == release.version => labels.get(PREVIOUS_LABEL).cloned(),
             now => now.clone(),
         };
+        if settings.backup.is_some() && release.backup.is_none() {
+            bail!("BACKUP_SCHEDULE in .env.prod asks for the backup service and no release in dist/manifest.json pushed its image: release again with `cargo xtask release --push --version {}` (it pushes the backup image when BACKUP_SCHEDULE is set)", release.version);
+        }
         let timeout = Duration::from_secs(args.wait_timeout);
         let cx = cx.clone();
         Ok(Rollout { cx, stack, release, serving, previous, settings, migrate: !args.rollback, timeout })
@@ -146,6 +149,7 @@ impl Rollout {
             static_files: Service::of(&self.release.static_files, version, None),
             edge: BTreeMap::from([(VERSION_LABEL.to_owned(), version.clone())]),
             processes: self.settings.processes.keys().map(process).collect(),
+            backup: self.release.backup.as_ref().map(|image| Service::of(image, version, None)),
         }
     }
 

@@ -15,6 +15,9 @@ pub struct Pushed {
     pub version: String,
     pub web: String,
     pub static_files: String,
+    /// The backup service's image: this release's, else that of the newest release that
+    /// pushed one (it depends on the database's Postgres, not on the release), if any.
+    pub backup: Option<String>,
 }
 
 /// `version` from the manifest in `dist`, or without one the newest pushed release there.
@@ -38,27 +41,42 @@ pub fn pick(dist: &Path, version: Option<&str>) -> Result<Pushed> {
                 format!("no release in {} was pushed: run `cargo xtask release --push`", dist.display())
             })?,
     };
-    pushed(chosen)
+    let mut pushed = pushed(chosen)?;
+    if pushed.backup.is_none() {
+        let with_backup =
+            std::iter::once(&manifest.latest).chain(&manifest.earlier).filter(|r| r.images.contains_key(BACKUP));
+        if let Some(newest) = with_backup.max_by(|a, b| newer(&a.version, &b.version)) {
+            pushed.backup = Some(pinned(newest, BACKUP)?);
+        }
+    }
+    Ok(pushed)
 }
 
+/// The image kind of the backup service.
+const BACKUP: &str = "backup";
+
 fn pushed(release: &Release) -> Result<Pushed> {
-    let image = |kind: &str| -> Result<String> {
-        let Some(reference) = release.images.get(kind) else {
-            bail!(
-                "release {} has no pushed {kind} image in manifest.json: push it with `cargo xtask release --push --version {}`",
-                release.version,
-                release.version
-            );
-        };
-        registry::check_pinned(reference).map_err(|why| {
-            anyhow::anyhow!(
-                "the {kind} image of release {} in manifest.json is not pinned ({why}): push it again",
-                release.version
-            )
-        })?;
-        Ok(reference.to_string())
+    let image = |kind: &str| pinned(release, kind);
+    let backup = release.images.contains_key(BACKUP).then(|| image(BACKUP)).transpose()?;
+    Ok(Pushed { version: release.version.clone(), web: image("web")?, static_files: image("static")?, backup })
+}
+
+/// `release`'s pushed image of `kind`, checked to be pinned by digest.
+fn pinned(release: &Release, kind: &str) -> Result<String> {
+    let Some(reference) = release.images.get(kind) else {
+        bail!(
+            "release {} has no pushed {kind} image in manifest.json: push it with `cargo xtask release --push --version {}`",
+            release.version,
+            release.version
+        );
     };
-    Ok(Pushed { version: release.version.clone(), web: image("web")?, static_files: image("static")? })
+    registry::check_pinned(reference).map_err(|why| {
+        anyhow::anyhow!(
+            "the {kind} image of release {} in manifest.json is not pinned ({why}): push it again",
+            release.version
+        )
+    })?;
+    Ok(reference.to_string())
 }
 
 /// Orders versions by their dot-separated numbers (1.10.0 after 1.9.2), then as text.

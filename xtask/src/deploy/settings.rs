@@ -7,9 +7,10 @@ use std::fs;
 
 use anyhow::{bail, Context as _, Result};
 
+use crate::backup_settings;
 use crate::certs::{self, Mode};
 use crate::context::Context;
-use crate::envfile::{holds_secret, setting, EnvFile};
+use crate::envfile::{holds_secret, setting, EnvFile, PROD_FILE};
 use crate::project::processes::Process;
 use crate::sha256;
 use crate::stack::compose::Stack;
@@ -36,6 +37,11 @@ const STACK_ONLY: &[&str] = &[
     "BUILD_NETWORK",
     "WEB_REPLICAS",
 ];
+/// The backup service's settings (BACKUP_REPOSITORY, BACKUP_PASSWORD, ...): its alone.
+const BACKUP_PREFIX: &str = "BACKUP_";
+/// Variables of .env.prod the backup service reads too: the credentials restic takes for S3
+/// and B2 repositories.
+const BACKUP_READS: &[&str] = &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "B2_ACCOUNT_ID", "B2_ACCOUNT_KEY"];
 
 const DEFAULT_REPLICAS: u64 = 2;
 const DEFAULT_POSTGRES_IMAGE: &str = "postgres:17-alpine";
@@ -78,6 +84,20 @@ pub struct Settings {
     pub bundled_redis: Option<String>,
     /// The project's processes, each a service of the site.
     pub processes: BTreeMap<String, Process>,
+    /// The scheduled backup service, when .env.prod sets BACKUP_SCHEDULE.
+    pub backup: Option<Backup>,
+}
+
+/// What the backup service (docker/backup/agent.py) is given on Swarm: what the production
+/// stack gives it, each secret as a file (the agent reads NAME_FILE as NAME).
+#[derive(Debug, Clone)]
+pub struct Backup {
+    pub environment: BTreeMap<String, String>,
+    /// Its own secrets (the repository's password, the SSH key and known hosts) and those of
+    /// web's it reads (the database's password).
+    pub secrets: Vec<Secret>,
+    /// How often Docker checks that the last snapshot is recent.
+    pub health_interval: String,
 }
 
 /// What the production stack supports and a Swarm deploy does not, refused before the
@@ -99,7 +119,8 @@ impl Settings {
         let mut environment = BTreeMap::new();
         let mut secrets = Vec::new();
         for (key, value) in &vars {
-            if STACK_ONLY.contains(&key.as_str()) || value.trim().is_empty() && holds_secret(key, value) {
+            let stack_only = STACK_ONLY.contains(&key.as_str()) || key.starts_with(BACKUP_PREFIX);
+            if stack_only || value.trim().is_empty() && holds_secret(key, value) {
                 continue;
             }
             if holds_secret(key, value) {
@@ -136,7 +157,9 @@ impl Settings {
         let nginx_image = setting(&vars, "NGINX_IMAGE").unwrap_or_else(|| DEFAULT_NGINX_IMAGE.to_owned());
         let postgres_image = setting(&vars, "POSTGRES_IMAGE").unwrap_or_else(|| DEFAULT_POSTGRES_IMAGE.to_owned());
         let redis_image = setting(&vars, "REDIS_IMAGE").unwrap_or_else(|| DEFAULT_REDIS_IMAGE.to_owned());
+        let backup = backup(cx, &vars, &environment, &secrets)?;
         Ok(Settings {
+            backup,
             environment,
             secrets,
             tls,
@@ -157,9 +180,11 @@ impl Settings {
         file.map(|f| BTreeMap::from([("REDIS_PASSWORD_FILE".to_owned(), f.clone())])).unwrap_or_default()
     }
 
-    /// Every secret, web's and the TLS pair.
+    /// Every secret, web's, the TLS pair and the backup service's own.
     pub fn all_secrets(&self) -> impl Iterator<Item = &Secret> {
-        self.secrets.iter().chain(&self.tls)
+        let backup = self.backup.iter().flat_map(|b| &b.secrets);
+        let own = backup.filter(|b| self.secrets.iter().all(|web| web.key != b.key));
+        self.secrets.iter().chain(&self.tls).chain(own)
     }
 
     /// The database's own variables, for the bundled Postgres.
@@ -169,6 +194,75 @@ impl Settings {
             .filter_map(|key| self.environment.get(*key).map(|v| (key.to_string(), v.clone())))
             .collect()
     }
+}
+
+/// The backup service's settings when `vars` schedule it, checked as the production stack
+/// checks them; `environment` and `secrets` are web's, whose database it dumps.
+fn backup(
+    cx: &Context,
+    vars: &BTreeMap<String, String>,
+    environment: &BTreeMap<String, String>,
+    secrets: &[Secret],
+) -> Result<Option<Backup>> {
+    if !backup_settings::Settings::scheduled(vars) {
+        return Ok(None);
+    }
+    let file = cx.path(PROD_FILE);
+    let settings = backup_settings::Settings::from_vars(vars, &file, &cx.root)?;
+    let service = settings.service(&file)?.expect("scheduled");
+    let mut env: BTreeMap<String, String> = [
+        ("BACKUP_EVERY", service.every),
+        ("BACKUP_AT", service.at),
+        ("BACKUP_FORGET", service.forget),
+        // restic's --host, as the production stack's service and `cargo xtask backup` name it.
+        ("BACKUP_HOST", Stack::PROD.project(cx)),
+        // Swarm kills an unhealthy task, which would cut off a long first snapshot each time.
+        ("BACKUP_HEALTHY_WHILE_STORING", "1".to_owned()),
+    ]
+    .map(|(k, v)| (k.to_owned(), v))
+    .into();
+    let origin = |key: &str| format!("{key} in {PROD_FILE}");
+    let mut own = vec![("RESTIC_PASSWORD", settings.password.clone(), origin("BACKUP_PASSWORD"))];
+    if backup_settings::redacted(&settings.url) == settings.url {
+        env.insert("RESTIC_REPOSITORY".into(), settings.url.clone());
+    } else {
+        own.push(("RESTIC_REPOSITORY", settings.url.clone(), origin("BACKUP_REPOSITORY")));
+    }
+    let mut backup_secrets = Vec::new();
+    for (key, value, origin) in own {
+        env.insert(format!("{key}_FILE"), format!("/run/secrets/{key}"));
+        backup_secrets.push(secret(&cx.name, key, value, origin));
+    }
+    // Read by the agent from /run/secrets by these names, as the production stack mounts them.
+    let ssh = settings
+        .sftp
+        .iter()
+        .flat_map(|s| [("backup_ssh_key", Some(&s.key)), ("backup_known_hosts", s.known_hosts.as_ref())]);
+    for (key, path) in ssh {
+        let Some(path) = path else { continue };
+        let value = fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        backup_secrets.push(secret(&cx.name, key, value, path.display().to_string()));
+    }
+    for (pg, key) in [
+        ("PGHOST", "POSTGRES_HOST"),
+        ("PGPORT", "POSTGRES_PORT"),
+        ("PGUSER", "POSTGRES_USER"),
+        ("PGDATABASE", "POSTGRES_DB"),
+    ] {
+        if let Some(value) = environment.get(key) {
+            env.insert(pg.to_owned(), value.clone());
+        }
+    }
+    let read = |key: &str| secrets.iter().find(|s| s.key == key);
+    for (name, key) in BACKUP_READS.iter().map(|k| (*k, *k)).chain([("PGPASSWORD", "POSTGRES_PASSWORD")]) {
+        if let Some(shared) = read(key) {
+            env.insert(format!("{name}_FILE"), format!("/run/secrets/{key}"));
+            backup_secrets.push(shared.clone());
+        } else if let Some(value) = environment.get(key) {
+            env.insert(name.to_owned(), value.clone());
+        }
+    }
+    Ok(Some(Backup { environment: env, secrets: backup_secrets, health_interval: service.health_interval }))
 }
 
 fn secret(stack: &str, key: &str, value: String, origin: String) -> Secret {

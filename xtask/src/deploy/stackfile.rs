@@ -15,6 +15,8 @@ pub const DB: &str = "docker/stack.db.yml";
 pub const REDIS: &str = "docker/stack.redis.yml";
 /// The top-level key of docker/stack.yml each process's service is made from.
 const PROCESS_TEMPLATE: &str = "x-process";
+/// The top-level key of docker/stack.yml the backup service is made from.
+const BACKUP_TEMPLATE: &str = "x-backup";
 /// The service label that names the release a service runs, and the one before it on web.
 pub const VERSION_LABEL: &str = "xtask.version";
 pub const PREVIOUS_LABEL: &str = "xtask.previous";
@@ -55,6 +57,8 @@ pub struct Site {
     pub edge: BTreeMap<String, String>,
     /// Each process's image and labels, by name.
     pub processes: BTreeMap<String, Service>,
+    /// The backup service's image and labels, when there is one.
+    pub backup: Option<Service>,
 }
 
 /// docker/stack.yml filled in for `stack`.
@@ -90,6 +94,7 @@ pub fn site(root: &Path, stack: &str, settings: &Settings, site: &Site) -> Resul
         edge.insert("ports".into(), Value::Sequence(ports.to_vec()));
     }
     processes(&mut doc, settings, site)?;
+    backup(&mut doc, settings, site)?;
     let all: Vec<&Secret> = settings.all_secrets().collect();
     doc.insert("configs".into(), externals(&[&settings.nginx_conf]));
     finish(doc, stack, &all)
@@ -134,6 +139,28 @@ fn processes(doc: &mut Mapping, settings: &Settings, site: &Site) -> Result<()> 
         }
         services.insert(name.clone().into(), Value::Mapping(service));
     }
+    Ok(())
+}
+
+/// The backup service, made from the `x-backup` template when .env.prod schedules it: its
+/// image, environment (with the release's version, which its snapshots are tagged with),
+/// secrets and the interval of its stale-backup check.
+fn backup(doc: &mut Mapping, settings: &Settings, site: &Site) -> Result<()> {
+    let (Some(backup), Some(what)) = (&settings.backup, &site.backup) else { return Ok(()) };
+    let template = doc.get(BACKUP_TEMPLATE).and_then(Value::as_mapping).cloned();
+    let mut service = template.ok_or_else(|| anyhow!("{SITE} has no {BACKUP_TEMPLATE}: restore it from git"))?;
+    let mut env = backup.environment.clone();
+    if let Some(version) = what.labels.get(VERSION_LABEL) {
+        env.insert("BACKUP_RELEASE".into(), version.clone());
+    }
+    let secrets: Vec<&Secret> = backup.secrets.iter().collect();
+    fill(&mut service, what, &env, &secrets);
+    if let Some(Value::Mapping(check)) = service.get_mut("healthcheck") {
+        check.insert("interval".into(), backup.health_interval.clone().into());
+    }
+    let services =
+        doc.get_mut("services").and_then(Value::as_mapping_mut).ok_or_else(|| anyhow!("{SITE} has no services"))?;
+    services.insert("backup".into(), Value::Mapping(service));
     Ok(())
 }
 
