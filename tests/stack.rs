@@ -49,10 +49,11 @@ mod stack_check {
     /// to the real docker/ and project-template/. The compose files read `env_file: .env`
     /// relative to the project directory, and the repository root has none in a fresh
     /// clone (the developer's own, when present, must not decide the outcome).
-    fn scratch_project(env: &str, example: &str) -> tempfile::TempDir {
+    fn scratch_project(env: &str, example: &str, extra: &str) -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let from = root().join(example);
-        fs::copy(&from, dir.path().join(env)).unwrap_or_else(|e| panic!("cannot copy {}: {e}", from.display()));
+        let text = fs::read_to_string(&from).unwrap_or_else(|e| panic!("cannot read {}: {e}", from.display()));
+        fs::write(dir.path().join(env), text + extra).expect("the env file");
         for linked in ["docker", "project-template"] {
             symlink(root().join(linked), dir.path().join(linked)).expect("a symlink");
         }
@@ -62,8 +63,13 @@ mod stack_check {
     /// `docker compose config` of the stack as the xtask invokes it, with Compose v2 from
     /// `target/tools`: `-q` validates, then the resolved configuration is returned.
     fn compose_config(env: &str, example: &str, files: &[&str]) -> Value {
+        compose_config_with(env, example, "", files)
+    }
+
+    /// [`compose_config`] with `extra` lines after the example's.
+    fn compose_config_with(env: &str, example: &str, extra: &str, files: &[&str]) -> Value {
         ok(system::require(&[&system::DOCKER]));
-        let project = scratch_project(env, example);
+        let project = scratch_project(env, example, extra);
         let config = ok(tools::compose_v2());
         let compose = |args: &[&str]| {
             let mut command = Command::new("docker");
@@ -148,7 +154,7 @@ mod stack_check {
             return skip("no standalone docker-compose (v1) on PATH, so no fallback to check");
         };
         for (env, example, files) in STACKS {
-            let project = scratch_project(env, example);
+            let project = scratch_project(env, example, "");
             let mut command = Command::new(&v1);
             command.envs(XTASK_ENV).envs(description_vars(env));
             command.args(global_args(project.path(), env, files));
@@ -264,7 +270,15 @@ mod stack_check {
     #[test]
     fn compose_config_prod_backup() {
         let files = ["docker/compose.prod.yml", "docker/compose.backup.yml"];
-        let config = compose_config(".env.prod", "docker/prod.env.example", &files);
+        let extra = "BACKUP_PASSWORD=stack-check-backup-password\nBACKUP_REPOSITORY=rest:https://u:p@b.example.net/\n";
+        let config = compose_config_with(".env.prod", "docker/prod.env.example", extra, &files);
+        // The backup settings are the backup service's: web and the processes get them empty.
+        for service in ["web", "worker", "beat"] {
+            let env = &config["services"][service]["environment"];
+            for key in ["BACKUP_PASSWORD", "BACKUP_REPOSITORY"] {
+                assert_eq!(env[key], "", "{service} gets {key}: {env}");
+            }
+        }
         assert_eq!(published(&config), ["nginx"], "the backup service is never published");
         let backup = &config["services"]["backup"];
         let media = backup["volumes"].as_array().expect("volumes").iter().find(|v| v["source"] == "media");

@@ -101,6 +101,10 @@ fn service(cx: &Context, stack: Stack, description: &Description, process: &Proc
             service["image"] = json!(format!("${{WEB_IMAGE:-{}}}", crate::stack::compose::web_image(cx)));
             service["command"] = json!(shell);
             service["env_file"] = json!("${STACK_ENV_FILE:-.env.prod}");
+            // As web withholds them (docker/compose.prod.yml): the backup service's alone.
+            for withheld in ["BACKUP_PASSWORD", "BACKUP_REPOSITORY"] {
+                service["environment"][withheld] = json!("");
+            }
             service["volumes"] = json!(["media:/app/media"]);
             service["deploy"] = json!({ "replicas": process.replicas });
             service["cap_drop"] = json!(["ALL"]);
