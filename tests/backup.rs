@@ -161,3 +161,28 @@ fn a_schedule_the_service_cannot_keep_is_refused_in_one_line() {
         }
     }
 }
+
+/// A restore stops the production stack's backup service while it replaces the data, after
+/// the safety snapshot, and starts it again after.
+#[test]
+fn the_dry_run_of_a_restore_stops_the_backup_service_while_the_data_is_replaced() {
+    let project = shop(&format!("BACKUP_REPOSITORY=s3:host/bucket\n{PASSWORD}"));
+    let run = project.xtask(&["--dry-run", "backup", "restore", "latest", "--yes"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let plan = run.stdout;
+    let lines: Vec<&str> = plan.lines().collect();
+    let position =
+        |part: &str| lines.iter().position(|l| l.contains(part)).unwrap_or_else(|| panic!("no {part} in\n{plan}"));
+    let stop = position("# stop the backup service's containers, if any run (`cd ");
+    assert!(lines[stop].contains("docker ps --quiet --filter 'label=com.docker.compose.project=shop-prod' --filter 'label=com.docker.compose.service=backup'"), "{}", lines[stop]);
+    assert!(position("--tag before-restore") < stop, "{plan}");
+    assert!(
+        stop < position("pg_restore --clean")
+            && position("pg_restore --clean") < position("# start the backup service's containers again"),
+        "{plan}"
+    );
+    assert!(
+        position("find /srv/media -mindepth 1 -delete") < position("# start the backup service's containers again"),
+        "{plan}"
+    );
+}

@@ -4,7 +4,8 @@
 //! changed, and `backup verify` drills what the service stored. A snapshot killed half-way
 //! leaves the repository consistent and the next one completes; a backup host cut off turns
 //! the service unhealthy after two intervals, the site's data untouched, and healthy again
-//! once it answers; without the schedule, the next `prod` removes the service.
+//! once it answers; a restore stops the service until the data is replaced; without the
+//! schedule, the next `prod` removes the service.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -62,6 +63,7 @@ pub fn takes_snapshots_on_schedule(project: &Project, host: &SftpHost, data: &Da
 
     killed_mid_snapshot(project, &service);
     unreachable_host(project, host, data);
+    restore_pauses_the_service(project, data);
 
     project.set_env(".env.prod", "BACKUP_SCHEDULE", "");
     project.ok(&["prod", "--with-db"]);
@@ -122,6 +124,20 @@ fn unreachable_host(project: &Project, host: &SftpHost, data: &Data) {
     });
     assert!(healthy.is_some(), "the service stayed unhealthy with the host back:\n{}\n{}", state(), logs(&service));
     timing("backup service: host back to healthy", started.elapsed());
+}
+
+/// `backup restore` with the service running: it is stopped while the data is replaced and
+/// runs again after, and the data is the snapshot's.
+fn restore_pauses_the_service(project: &Project, data: &Data) {
+    let service = project.container("prod", "backup");
+    let started_at = || docker_ok(&["inspect", "--format", "{{.State.StartedAt}}", &service]).trim().to_owned();
+    let before = started_at();
+    let restored = text(&project.ok(&["backup", "restore", "latest", "--yes"]).stdout);
+    assert!(restored.contains("stopping the backup service until the data is replaced"), "{restored}");
+    let running = docker_ok(&["inspect", "--format", "{{.State.Running}}", &service]);
+    assert_eq!(running.trim(), "true", "the backup service was not started again:\n{restored}");
+    assert_ne!(started_at(), before, "the backup service ran on while the data was replaced");
+    assert_eq!(Data::read(project), *data, "the restore with the service running changed the data");
 }
 
 /// Docker's health status of `container`.

@@ -188,6 +188,10 @@ pub struct Restore {
     pub media: Step,
     pub media_tar: PathBuf,
     pub forget: Forget,
+    /// Lists the running containers of the production stack's backup service, which are
+    /// stopped while the data is replaced (a scheduled snapshot would catch it half-way) and
+    /// started again after, whatever happened.
+    pub backup_service: Step,
 }
 
 impl Action for Restore {
@@ -197,9 +201,14 @@ impl Action for Restore {
             "# check the media files' sizes and SHA-256 against the manifest; then a safety snapshot of the data now:"
                 .into(),
             self.safety.render(),
+            format!(
+                "# stop the backup service's containers, if any run (`{}`), until the data is replaced:",
+                self.backup_service
+            ),
             self.database.to_string(),
             format!("# pack {}/{MEDIA} into {}, then:", self.fetch.content().display(), self.media_tar.display()),
             self.media.to_string(),
+            "# start the backup service's containers again".into(),
             self.forget.render(),
             format!("# then remove {}", self.fetch.scratch.display()),
         ]
@@ -234,9 +243,24 @@ impl Restore {
             manifest.describe()
         );
         self.safety.run(cx)?;
+        let service = process::stdout_of(&self.backup_service).unwrap_or_default();
+        let ids: Vec<&str> = service.split_whitespace().collect();
+        let docker = |verb: &str| Step::new("docker", &cx.root).arg(verb).args(ids.iter().copied());
+        if !ids.is_empty() {
+            println!("stopping the backup service until the data is replaced");
+            process::run(&docker("stop"))?;
+        }
+        let replaced = self.replace_data();
+        if !ids.is_empty() {
+            process::run(&docker("start")).context("cannot start the backup service again: run `cargo xtask prod`")?;
+        }
+        replaced?;
+        self.forget.run(cx)
+    }
+
+    fn replace_data(&self) -> Result<()> {
         process::run(&self.database)?;
         contents::pack(&self.fetch.content().join(MEDIA), &self.media_tar)?;
-        process::run(&self.media)?;
-        self.forget.run(cx)
+        process::run(&self.media)
     }
 }

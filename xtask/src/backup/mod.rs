@@ -230,6 +230,14 @@ fn restore(cx: &Context, args: BackupRestoreArgs) -> Result<()> {
             .stdin(&media_tar),
         media_tar,
         forget: Forget { dir: cx.root.clone() },
+        backup_service: docker(cx).args([
+            "ps",
+            "--quiet",
+            "--filter",
+            &format!("label=com.docker.compose.project={}", site.project),
+            "--filter",
+            "label=com.docker.compose.service=backup",
+        ]),
         fetch,
     };
     runner::execute(cx, Plan::default().then(Task::act(restore)))
