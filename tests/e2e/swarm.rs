@@ -197,6 +197,13 @@ fn deploys(project: &Project, registry: &Registry, first: &str) {
     let status = text(&project.ok(&["deploy", "status"]).stdout);
     assert!(status.contains(&format!("serving: {first} (previous: 1.2.4)")), "{status}");
     assert!(status.contains(&format!("{stack}_web")) && status.contains(" 2/2 "), "{status}");
+    // The version that failed its healthcheck and the killed task are in web's history.
+    let failed_web = format!("{stack}_web: ");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(&failed_web))
+        .unwrap_or_else(|| panic!("no failed web task shown:\n{status}"));
+    assert!(line.contains("failed task(s) in its history, one of them: task "), "{line}");
     let outcomes = load.stop();
     eprintln!("e2e: swarm: {} requests by {CLIENTS} clients, {} failed", outcomes.len(), failures(&outcomes).len());
 }
@@ -292,7 +299,8 @@ fn deploy_under_load(project: &Project, load: &Load, what: &str, args: &[&str]) 
 fn release(project: &Project, prefix: &str, version: &str) {
     git(&project.root(), &["add", "-A"]);
     git(&project.root(), &["commit", "-q", "-m", &format!("Version {version}")]);
-    for kind in push::KINDS {
+    // The backup image too, pushed once BACKUP_SCHEDULE is set.
+    for kind in push::KINDS.iter().chain(&["backup"]) {
         project.remove_later(&format!("{prefix}/{kind}:{version}"));
     }
     let started = Instant::now();

@@ -51,6 +51,7 @@ fn show_services(cx: &Context) -> Result<()> {
     }
     names.sort();
     println!("{:<24} {:<12} {:<8} IMAGE", "SERVICE", "VERSION", "TASKS");
+    let mut failures = Vec::new();
     for name in &names {
         let Some(service) = swarm::inspect(cx, name)? else { continue };
         let tasks = swarm::tasks(cx, name)?;
@@ -58,6 +59,19 @@ fn show_services(cx: &Context) -> Result<()> {
         let wanted = service.replicas().map_or_else(|| "global".to_owned(), |n| n.to_string());
         let version = service.labels().get(VERSION_LABEL).cloned().unwrap_or_else(|| "-".into());
         println!("{name:<24} {version:<12} {:<8} {}", format!("{running}/{wanted}"), service.image());
+        // Swarm replaces a task that fails (a stale backup's healthcheck, a crash): the
+        // count above may look whole while its history says otherwise.
+        let failed: Vec<&swarm::TaskRow> = tasks.iter().filter(|t| t.failed()).collect();
+        if let Some(latest) = failed.first() {
+            failures.push(format!(
+                "{name}: {} failed task(s) in its history, one of them: {}",
+                failed.len(),
+                swarm::failed_line(cx, latest)
+            ));
+        }
+    }
+    for failure in failures {
+        println!("{failure}");
     }
     if let Some(web) = swarm::inspect(cx, &format!("{stack}_web"))? {
         let labels = web.labels();

@@ -200,7 +200,7 @@ impl TaskRow {
         self.desired == "Running" && self.current.starts_with("Running")
     }
 
-    fn failed(&self) -> bool {
+    pub fn failed(&self) -> bool {
         ["Failed", "Rejected"].iter().any(|s| self.current.starts_with(s))
             || (self.desired == "Shutdown" && !self.error.is_empty())
     }
@@ -218,6 +218,12 @@ pub fn tasks(cx: &Context, service: &str) -> Result<Vec<TaskRow>> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).with_context(|| format!("cannot read a task of {service}: {l}")))
         .collect()
+}
+
+/// A failed task and its last health check, in one line (`deploy status`).
+pub fn failed_line(cx: &Context, task: &TaskRow) -> String {
+    let health = last_health_check(cx, &task.id).map(|h| format!("; its last health check: {h}")).unwrap_or_default();
+    format!("{}{health}", task.describe())
 }
 
 /// A stopped task, its last health check and its last log lines, for an error message.
