@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::harness::{docker_ok, text, timing, Project};
 use super::http::Site;
 use super::scheduled_backup;
-use super::sftp::{SftpHost, SERVER_ADDRESS};
+use super::sftp::SftpHost;
 use super::{assert_listed, get_ok, media_url, upload, Csrf};
 
 const PASSWORD: &str = "e2e-backup-password-0123456789";
@@ -93,12 +93,13 @@ fn faults(project: &Project, host: &SftpHost, data: &Data) {
     assert!(!wrong.status.success() && said.contains("BACKUP_PASSWORD does not open the repository"), "{said}");
     project.set_env(".env.prod", "BACKUP_PASSWORD", PASSWORD);
     // An address on the SFTP host's link where nothing answers.
-    let elsewhere = host.repository().replace(SERVER_ADDRESS, "10.232.0.3");
+    let elsewhere = host.repository().replace(&host.server_address(), &host.unused_address());
     project.set_env(".env.prod", "BACKUP_REPOSITORY", &elsewhere);
     let unreachable = project.xtask(&["backup"]);
     let said = text(&unreachable.stderr);
     assert!(!unreachable.status.success(), "a backup to an unreachable host succeeded");
-    assert!(said.contains("cannot open the backup repository sftp:root@10.232.0.3:"), "{said}");
+    let unreachable = format!("cannot open the backup repository sftp:root@{}:", host.unused_address());
+    assert!(said.contains(&unreachable), "{said}");
     project.set_env(".env.prod", "BACKUP_REPOSITORY", &host.repository());
     assert_eq!(list(project), snapshots, "a failed snapshot changed the repository");
     assert!(!project.path(".stack/backup/staging").exists(), "a failed snapshot left its staging directory");

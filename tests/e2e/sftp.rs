@@ -11,22 +11,30 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use super::harness::{text, wait_for};
 use super::netns;
 use crate::support::skip::skip;
 
-/// The host end of the pair and the server's end; a range of their own, so that the second
-/// Docker host of tests/e2e/node.rs can exist at the same time.
-pub const HOST_ADDRESS: &str = "10.232.0.1";
-pub const SERVER_ADDRESS: &str = "10.232.0.2";
+/// The addresses of the `n`th host of this process: 10.232.n.0/24, a range of their own, so
+/// that the second Docker host of tests/e2e/node.rs can exist at the same time, and so can
+/// the hosts of scenarios that run side by side (persist and swarm).
+fn address(n: u32, last: u8) -> String {
+    format!("10.232.{n}.{last}")
+}
+
+/// The number of the next host this process starts.
+static STARTED: AtomicU32 = AtomicU32::new(0);
 
 /// The account restic logs in as: the tests run as root.
 const USER: &str = "root";
 
 /// An SFTP server reached only by key, until dropped.
 pub struct SftpHost {
+    /// Its number in this process, which makes its names and addresses.
+    n: u32,
     netns: String,
     host_veth: String,
     dir: tempfile::TempDir,
@@ -44,10 +52,11 @@ impl SftpHost {
             }
         }
         let id = std::process::id() % 100_000;
+        let n = STARTED.fetch_add(1, Ordering::SeqCst) % 250;
         let dir = tempfile::Builder::new().prefix("xtask-e2e-sftp-").tempdir().map_err(|e| e.to_string())?;
         // Built before anything exists, so that Drop undoes whatever a failed start left.
-        let mut host =
-            SftpHost { netns: format!("xtask-e2e-sftp-{id}"), host_veth: format!("xsftp{id}"), dir, sshd: None };
+        let (netns, host_veth) = (format!("xtask-e2e-sftp-{id}-{n}"), format!("xsftp{id}x{n}"));
+        let mut host = SftpHost { n, netns, host_veth, dir, sshd: None };
         host.files()?;
         host.network()?;
         host.daemon()?;
@@ -57,7 +66,17 @@ impl SftpHost {
     /// The restic repository on it, in a directory that does not exist yet (`restic init`
     /// creates it) under one that does.
     pub fn repository(&self) -> String {
-        format!("sftp:{USER}@{SERVER_ADDRESS}:{}", self.repository_dir().display())
+        format!("sftp:{USER}@{}:{}", self.server_address(), self.repository_dir().display())
+    }
+
+    /// The server's address, where sshd listens.
+    pub fn server_address(&self) -> String {
+        address(self.n, 2)
+    }
+
+    /// An address of its network where nothing answers.
+    pub fn unused_address(&self) -> String {
+        address(self.n, 3)
     }
 
     /// The client's private key (ed25519, no passphrase, mode 0600), the only one it accepts.
@@ -102,7 +121,7 @@ impl SftpHost {
         let host_key = read(&root.join("host_ed25519.pub"))?;
         // The key type and the key itself; the comment names this machine, not the server.
         let host_key = host_key.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
-        write(&self.known_hosts(), &format!("{SERVER_ADDRESS} {host_key}\n"))?;
+        write(&self.known_hosts(), &format!("{} {host_key}\n", self.server_address()))?;
         write(&root.join("authorized_keys"), &read(&root.join("client_ed25519.pub"))?)?;
         write(&root.join("sshd_config"), &self.config())?;
         fs::create_dir_all(root.join("srv")).map_err(|e| e.to_string())?;
@@ -113,8 +132,9 @@ impl SftpHost {
     fn config(&self) -> String {
         let root = self.dir.path().display();
         // StrictModes off: the files sit in a temporary directory, whatever its modes.
+        let server = self.server_address();
         format!(
-            "ListenAddress {SERVER_ADDRESS}\n\
+            "ListenAddress {server}\n\
              Port 22\n\
              HostKey {root}/host_ed25519\n\
              PidFile {root}/sshd.pid\n\
@@ -130,7 +150,7 @@ impl SftpHost {
     }
 
     fn network(&self) -> Result<(), String> {
-        netns::create(&self.netns, &self.host_veth, HOST_ADDRESS, SERVER_ADDRESS)
+        netns::create(&self.netns, &self.host_veth, &address(self.n, 1), &self.server_address())
     }
 
     /// sshd in the foreground (`-D`), so that it is the child to kill, logging to a file.
@@ -176,7 +196,7 @@ impl SftpHost {
             .arg("-o")
             .arg(format!("UserKnownHostsFile={}", self.known_hosts().display()))
             .args(["-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"])
-            .args(["-o", "ConnectTimeout=2", &format!("{USER}@{SERVER_ADDRESS}"), "true"])
+            .args(["-o", "ConnectTimeout=2", &format!("{USER}@{}", self.server_address()), "true"])
             .stdin(Stdio::null())
             .output()
             .expect("ssh runs")
@@ -251,6 +271,11 @@ fn sftp_host_takes_a_restic_repository_by_key_only() {
     assert!(!refused.status.success(), "a key it does not know logged in");
     eprintln!("e2e: sftp: another key is refused: {}", text(&refused.stderr).trim());
 
+    // Two at once, as the persist and swarm scenarios run side by side: each its own.
+    let second = SftpHost::start().unwrap_or_else(|why| panic!("a second SFTP host did not start: {why}"));
+    assert_ne!(second.server_address(), host.server_address());
+    assert!(second.login(&second.key()).status.success(), "the second host takes no login");
+
     drop(host);
     let namespaces = text(&Command::new("ip").args(["netns", "list"]).output().unwrap().stdout);
     assert!(!namespaces.contains(&netns), "{netns} outlived the host: {namespaces}");
@@ -260,9 +285,10 @@ fn sftp_host_takes_a_restic_repository_by_key_only() {
 fn restic(host: &SftpHost, args: &[&str]) -> String {
     let ssh = format!(
         "ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes \
-         -o UserKnownHostsFile={} {USER}@{SERVER_ADDRESS} -s sftp",
+         -o UserKnownHostsFile={} {USER}@{} -s sftp",
         host.key().display(),
-        host.known_hosts().display()
+        host.known_hosts().display(),
+        host.server_address()
     );
     let out = Command::new("restic")
         .args(["--no-cache", "-r", &host.repository(), "-o", &format!("sftp.command={ssh}")])

@@ -5,7 +5,8 @@
 //! code change, a version whose healthcheck fails (Swarm rolls back by itself), a failing
 //! migration (nothing replaced), `deploy --rollback`, and a web task killed. From 1.2.4 on,
 //! BACKUP_SCHEDULE adds the backup service, whose snapshots reach the SFTP host of
-//! tests/e2e/sftp.rs and pass `backup verify`.
+//! tests/e2e/sftp.rs and pass `backup verify`; the deploy after the schedule is unset
+//! removes it.
 //!
 //! It continues from the push scenario, in its project (tests/e2e/chain.rs): the first release
 //! deployed is the one pushed there, and later versions reuse its cached image layers.
@@ -132,6 +133,9 @@ fn deploys(project: &Project, registry: &Registry, first: &str) {
     let v2_tasks = web_tasks(&stack);
     assert_eq!(v2_tasks.len(), 2, "{v2_tasks:?}");
     backs_up_on_schedule(project, &stack, "1.2.4");
+    // Without the schedule the next deploy removes the service (and no later release builds
+    // its image, nor do its snapshots load the machine the loop measures).
+    project.set_env(".env.prod", "BACKUP_SCHEDULE", "");
 
     // A version whose healthcheck fails (its /healthz answers 503 while gunicorn runs):
     // Swarm rolls back by itself.
@@ -152,6 +156,8 @@ fn deploys(project: &Project, registry: &Registry, first: &str) {
     load.assert_no_failure_since(phase, "the failing version");
     assert!(super::get_ok(site, "/").text().contains("It works, v2"), "1.2.4 stopped serving");
     fs::write(project.path(health), good).unwrap();
+    let backup = docker(&["service", "inspect", &format!("{stack}_backup")]);
+    assert!(!backup.status.success(), "the backup service outlived its schedule");
 
     // A failing migration stops the deploy before any web task is replaced.
     let migration = "project-template/core/migrations/0003_broken.py";
