@@ -110,12 +110,7 @@ fn deploys(project: &Project, registry: &Registry, first: &str) {
 
     let load = Load::start(site, vec!["/".into(), css.clone()]);
 
-    // A code change, rebuilt on the cached dependency layers, released with the backup
-    // service's image now that .env.prod schedules it.
-    let backup_host = SftpHost::start().unwrap_or_else(|e| panic!("the SFTP backup host did not start: {e}"));
-    super::backup::configure(project, &backup_host);
-    // Not tighter: a snapshot every few seconds would load the machine the loops measure.
-    project.set_env(".env.prod", "BACKUP_SCHEDULE", "60s");
+    // A code change, rebuilt on the cached dependency layers.
     let first_image = pinned(project, "web");
     project.edit("project-template/core/templates/core/home.html", "<h1>It works</h1>", "<h1>It works, v2</h1>");
     project.edit("project-template/core/tasks.py", "VERSION = \"1\"", "VERSION = \"2\"");
@@ -132,6 +127,23 @@ fn deploys(project: &Project, registry: &Registry, first: &str) {
     assert!(super::get_ok(site, "/").text().contains("It works, v2"), "1.2.4 is not served");
     let v2_tasks = web_tasks(&stack);
     assert_eq!(v2_tasks.len(), 2, "{v2_tasks:?}");
+
+    // The backup service joins the running release: with .env.prod scheduling it, the same
+    // version released again pushes only its image, and the deploy adds only the service (its
+    // first snapshot then does not share the cores with a rollout).
+    let backup_host = SftpHost::start().unwrap_or_else(|e| panic!("the SFTP backup host did not start: {e}"));
+    super::backup::configure(project, &backup_host);
+    // Not tighter: a snapshot every few seconds would load the machine the loops measure.
+    project.set_env(".env.prod", "BACKUP_SCHEDULE", "60s");
+    let again = project.xtask_env(&["release", "--push", "--version", "1.2.4"], &[("REGISTRY", &prefix)]);
+    assert!(
+        again.status.success(),
+        "release --push 1.2.4 again failed:\n{}{}",
+        text(&again.stdout),
+        text(&again.stderr)
+    );
+    deploy_under_load(project, &load, "the backup service", &["deploy", "1.2.4"]);
+    assert_eq!(web_tasks(&stack), v2_tasks, "adding the backup service replaced web tasks");
     backs_up_on_schedule(project, &stack, "1.2.4");
     // Without the schedule the next deploy removes the service (and no later release builds
     // its image, nor do its snapshots load the machine the loop measures).
