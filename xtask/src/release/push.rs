@@ -3,7 +3,7 @@
 //! (docker/backup) when .env.prod sets BACKUP_SCHEDULE, each tagged with the version and
 //! pushed to the registry, which then names them by digest for manifest.json.
 //!
-//! All tags are checked against the registry before either is pushed: a tag it holds with
+//! All tags are checked against the registry before any is pushed: a tag it holds with
 //! the same image is left alone, one it holds with another image refuses the whole release
 //! before anything is pushed or written.
 
