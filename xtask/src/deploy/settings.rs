@@ -243,6 +243,18 @@ fn backup(
         let value = fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         backup_secrets.push(secret(&cx.name, key, value, path.display().to_string()));
     }
+    reads_as_web(environment, secrets, &mut env, &mut backup_secrets);
+    Ok(Some(Backup { environment: env, secrets: backup_secrets, health_interval: service.health_interval }))
+}
+
+/// What the backup service reads as web does: the database (as PG* variables) and the
+/// credentials restic takes for S3 and B2, each secret as web's own Swarm secret.
+fn reads_as_web(
+    environment: &BTreeMap<String, String>,
+    secrets: &[Secret],
+    env: &mut BTreeMap<String, String>,
+    backup_secrets: &mut Vec<Secret>,
+) {
     for (pg, key) in [
         ("PGHOST", "POSTGRES_HOST"),
         ("PGPORT", "POSTGRES_PORT"),
@@ -262,7 +274,6 @@ fn backup(
             env.insert(name.to_owned(), value.clone());
         }
     }
-    Ok(Some(Backup { environment: env, secrets: backup_secrets, health_interval: service.health_interval }))
 }
 
 fn secret(stack: &str, key: &str, value: String, origin: String) -> Secret {
