@@ -12,6 +12,10 @@ POSTGRES_PASSWORD=vN4rT8yU2iO6pA1s
 POSTGRES_DB=shop_live
 ";
 const PASSWORD: &str = "BACKUP_PASSWORD=k3Jf8sLq0PzX7wVb2Nm5\n";
+/// The production stack's backup overlay, as a command line names it.
+const OVERLAY: &str = "/docker/compose.backup.yml";
+/// SFTP settings the service can keep, less the schedule.
+const SFTP_SETTINGS: &str = "BACKUP_REPOSITORY=sftp:backup@10.0.0.2:/srv/site\nBACKUP_PASSWORD=k3Jf8sLq0PzX7wVb2Nm5\nBACKUP_SSH_KEY=certs/backup_ed25519\nBACKUP_KNOWN_HOSTS=certs/backup_known_hosts\n";
 
 /// A project root named `shop` whose `.env.prod` ends with `backup` (its BACKUP_* lines).
 fn shop(backup: &str) -> Sandbox {
@@ -113,7 +117,7 @@ fn a_schedule_adds_the_backup_service_with_its_settings_parsed() {
     for part in [
         "BACKUP_IMAGE=shop-backup BACKUP_HOST=shop-prod BACKUP_EVERY=86400 BACKUP_AT=12600 BACKUP_FORGET='--group-by host --keep-daily 7 --keep-weekly 4' BACKUP_HEALTH_INTERVAL=60s",
         "BACKUP_SSH_KEY_FILE=ROOT/certs/backup_ed25519 BACKUP_KNOWN_HOSTS_FILE=ROOT/certs/backup_known_hosts",
-        "-f ROOT/docker/compose.backup.yml",
+        OVERLAY,
     ] {
         assert!(build.contains(part), "no {part}\nin\n{build}");
     }
@@ -159,7 +163,17 @@ fn a_schedule_the_service_cannot_keep_is_refused_in_one_line() {
             assert!(run.stderr.starts_with(&format!("error: {start}")), "{args:?} with {lines:?}: {}", run.stderr);
             assert!(run.stderr.contains(".env.prod") && run.stderr.contains(why), "{}", run.stderr);
         }
+        // Taking the stack down does not depend on them: the service goes as an orphan.
+        let down = project.xtask(&["--dry-run", "down", "--prod"]);
+        assert_eq!(down.code, 0, "down with {lines:?}: {}", down.stderr);
+        assert!(down.stderr.starts_with(&format!("warning: {start}")), "down with {lines:?}: {}", down.stderr);
+        let call = down.stdout.lines().find(|l| l.contains(" down")).unwrap_or_else(|| panic!("{}", down.stdout));
+        assert!(call.ends_with(" down --remove-orphans") && !call.contains(OVERLAY), "{call}");
     }
+    let project = prod_with(&format!("{}BACKUP_SCHEDULE=daily\n", SFTP_SETTINGS));
+    let down = project.xtask(&["--dry-run", "down", "--prod"]);
+    let call = down.stdout.lines().find(|l| l.contains(" down")).unwrap_or_else(|| panic!("{}", down.stdout));
+    assert!(call.ends_with(" down") && call.contains(OVERLAY) && down.stderr.is_empty(), "{call}\n{}", down.stderr);
 }
 
 /// A restore stops the production stack's backup service while it replaces the data, after

@@ -208,8 +208,12 @@ pub fn manage(cx: &Context, args: ManageArgs) -> Result<()> {
 
 pub fn down(cx: &Context, args: DownArgs) -> Result<()> {
     let stack = stack_for(cx, args.prod)?;
-    let base = prepare(cx, stack)?;
-    let mut down = base.arg("down");
+    let (base, backups) = prepared_with(cx, stack, Backups::IfTheyCheck)?;
+    let mut down = base.0.arg("down");
+    if backups == Backups::Left {
+        // Its overlay is not in the command: the service's container would be an orphan.
+        down = down.arg("--remove-orphans");
+    }
     if args.volumes {
         down = down.arg("--volumes");
     }
@@ -350,21 +354,46 @@ const DEV_HIDDEN_SECRETS: &str = ".stack/dev/hide-secrets.yml";
 pub(crate) const BUILD_CONTEXT: &str = ".stack/build";
 
 fn prepared(cx: &Context, stack: Stack) -> Result<(Step, Description, EnvFile)> {
+    Ok(prepared_with(cx, stack, Backups::Checked)?.0)
+}
+
+/// How a command treats the backup service's settings in `.env.prod`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backups {
+    /// They must check: a command that starts the service refuses broken ones.
+    Checked,
+    /// A command that only stops the stack: broken settings (a key file since deleted)
+    /// must not keep the user from taking it down.
+    IfTheyCheck,
+    /// They did not check: the service's overlay was left out.
+    Left,
+}
+
+fn prepared_with(cx: &Context, stack: Stack, backups: Backups) -> Result<((Step, Description, EnvFile), Backups)> {
     let project = Description::load(cx)?;
     let env = load_env(cx, stack)?;
     require_base_image(&project, &env)?;
     let compose = Compose::detect(cx)?;
     compose::require_engine(cx)?;
     let step = compose.step(cx, stack, &project);
+    let mut left = backups;
     let step = match stack {
         Stack::Prod { .. } => {
             let step = certs::pass_to(&cx.root, &env, compose::add_files(cx, step, certs::overlays(&env)));
             let step = step.env(NGINX_CONF_HASH_VAR, nginx_conf_hash(cx));
-            scheduled_backup::add(cx, &env, &stack.project(cx), step)?
+            match scheduled_backup::add(cx, &env, &stack.project(cx), step.clone()) {
+                Ok(step) => step,
+                Err(why) if backups == Backups::IfTheyCheck => {
+                    eprintln!("warning: {why:#}; the backup service is stopped as an orphan");
+                    left = Backups::Left;
+                    step
+                }
+                Err(why) => return Err(why),
+            }
         }
         Stack::Dev => step.env("DEV_WEB_IMAGE", processes::dev_image(cx)),
     };
-    Ok((with_services(cx, stack, &project, &env, step)?, project, env))
+    Ok(((with_services(cx, stack, &project, &env, step)?, project, env), left))
 }
 
 /// `step` with the services the stack runs besides its own files: the bundled Redis when
