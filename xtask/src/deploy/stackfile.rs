@@ -122,7 +122,7 @@ fn processes(doc: &mut Mapping, settings: &Settings, site: &Site) -> Result<()> 
             let check = mapping([
                 ("test", test),
                 ("interval", "5s".into()),
-                ("timeout", "10s".into()),
+                ("timeout", "15s".into()),
                 ("retries", 3.into()),
                 ("start_period", "30s".into()),
             ]);

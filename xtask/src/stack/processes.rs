@@ -126,7 +126,7 @@ fn service(cx: &Context, stack: Stack, description: &Description, process: &Proc
         service["healthcheck"] = json!({
             "test": ["CMD-SHELL", literal(health)],
             "interval": "10s",
-            "timeout": "10s",
+            "timeout": "15s",
             "retries": 3,
             "start_period": "30s",
         });
