@@ -305,8 +305,12 @@ fn pinned(project: &Project, kind: &str) -> String {
 fn deploy_under_load(project: &Project, load: &Load, what: &str, args: &[&str]) {
     let phase = load.mark();
     let started = Instant::now();
-    project.ok(args);
+    let out = project.ok(args);
     timing(&format!("swarm: deploy of {what} to converged"), started.elapsed());
+    // Where the time went: the deploy's own figures, per phase.
+    for line in text(&out.stdout).lines().filter(|l| l.contains(": converged, ") || l.contains(": completed, ")) {
+        eprintln!("e2e: swarm:   {line}");
+    }
     load.assert_no_failure_since(phase, &format!("the Swarm deploy of {what}"));
 }
 

@@ -276,7 +276,10 @@ impl Rollout {
             Part::Redis => self.deploy_redis(cx, self.settings.bundled_redis.as_deref().unwrap_or_default()),
             Part::Migrate => {
                 println!("running the migrations of {} as the job {}", self.release.version, self.service("migrate"));
-                swarm::run_job(cx, &self.migrate_job(cx), &self.service("migrate"), "the migration job", self.timeout)
+                let started = Instant::now();
+                swarm::run_job(cx, &self.migrate_job(cx), &self.service("migrate"), "the migration job", self.timeout)?;
+                println!("{}: completed, {:.1}s", self.service("migrate"), started.elapsed().as_secs_f64());
+                Ok(())
             }
             Part::Site => {
                 let started = Instant::now();

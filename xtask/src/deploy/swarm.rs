@@ -384,7 +384,7 @@ pub fn converge(cx: &Context, before: &BTreeMap<String, Mark>, timeout: Duration
             if let Some((outcome, changed)) = settled(cx, name, mark)? {
                 // A service this deploy left as it was has nothing to report.
                 if outcome == Outcome::Converged && changed {
-                    println!("{name}: converged");
+                    println!("{name}: converged, {:.1}s", started.elapsed().as_secs_f64());
                 }
                 done.insert(name.clone(), outcome);
             }
