@@ -208,9 +208,9 @@ pub fn manage(cx: &Context, args: ManageArgs) -> Result<()> {
 
 pub fn down(cx: &Context, args: DownArgs) -> Result<()> {
     let stack = stack_for(cx, args.prod)?;
-    let (base, backups) = prepared_with(cx, stack, Backups::IfTheyCheck)?;
-    let mut down = base.0.arg("down");
-    if backups == Backups::Left {
+    let (base, _, _, backup_left_out) = prepared_with(cx, stack, Backups::IfTheyCheck)?;
+    let mut down = base.arg("down");
+    if backup_left_out {
         // Its overlay is not in the command: the service's container would be an orphan.
         down = down.arg("--remove-orphans");
     }
@@ -354,7 +354,8 @@ const DEV_HIDDEN_SECRETS: &str = ".stack/dev/hide-secrets.yml";
 pub(crate) const BUILD_CONTEXT: &str = ".stack/build";
 
 fn prepared(cx: &Context, stack: Stack) -> Result<(Step, Description, EnvFile)> {
-    Ok(prepared_with(cx, stack, Backups::Checked)?.0)
+    let (base, description, env, _) = prepared_with(cx, stack, Backups::Checked)?;
+    Ok((base, description, env))
 }
 
 /// How a command treats the backup service's settings in `.env.prod`.
@@ -365,18 +366,18 @@ enum Backups {
     /// A command that only stops the stack: broken settings (a key file since deleted)
     /// must not keep the user from taking it down.
     IfTheyCheck,
-    /// They did not check: the service's overlay was left out.
-    Left,
 }
 
-fn prepared_with(cx: &Context, stack: Stack, backups: Backups) -> Result<((Step, Description, EnvFile), Backups)> {
+/// Like [`prepared`]; also says whether the backup service's overlay was left out (its
+/// settings did not check, and `backups` let them).
+fn prepared_with(cx: &Context, stack: Stack, backups: Backups) -> Result<(Step, Description, EnvFile, bool)> {
     let project = Description::load(cx)?;
     let env = load_env(cx, stack)?;
     require_base_image(&project, &env)?;
     let compose = Compose::detect(cx)?;
     compose::require_engine(cx)?;
     let step = compose.step(cx, stack, &project);
-    let mut left = backups;
+    let mut backup_left_out = false;
     let step = match stack {
         Stack::Prod { .. } => {
             let step = certs::pass_to(&cx.root, &env, compose::add_files(cx, step, certs::overlays(&env)));
@@ -385,7 +386,7 @@ fn prepared_with(cx: &Context, stack: Stack, backups: Backups) -> Result<((Step,
                 Ok(step) => step,
                 Err(why) if backups == Backups::IfTheyCheck => {
                     eprintln!("warning: {why:#}; the backup service is stopped as an orphan");
-                    left = Backups::Left;
+                    backup_left_out = true;
                     step
                 }
                 Err(why) => return Err(why),
@@ -393,7 +394,7 @@ fn prepared_with(cx: &Context, stack: Stack, backups: Backups) -> Result<((Step,
         }
         Stack::Dev => step.env("DEV_WEB_IMAGE", processes::dev_image(cx)),
     };
-    Ok(((with_services(cx, stack, &project, &env, step)?, project, env), left))
+    Ok((with_services(cx, stack, &project, &env, step)?, project, env, backup_left_out))
 }
 
 /// `step` with the services the stack runs besides its own files: the bundled Redis when
