@@ -202,7 +202,8 @@ impl SftpHost {
             .expect("ssh runs")
     }
 
-    fn log_tail(&self) -> String {
+    /// The last lines sshd logged, to show beside a failure that involves the host.
+    pub fn log_tail(&self) -> String {
         let log = fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(5)..].join(" | ")
