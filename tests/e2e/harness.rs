@@ -7,7 +7,7 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -194,6 +194,78 @@ pub struct Project {
     /// Images (ids or names) the scenario made besides the stacks' own tags.
     images: Mutex<Vec<String>>,
     dir: tempfile::TempDir,
+    /// Dropped last, once everything the project made is removed.
+    _on_engine: OnEngine,
+}
+
+/// What the engine holds now: the projects of the scenarios running, and whether one of them
+/// is leaving a Swarm. Docker 20.10's `swarm leave` drops the DNS records of every container
+/// that exists meanwhile, on every network (a Compose stack's web no longer finds `db`, for
+/// good), so a Swarm is left only while no other scenario has a project, and no project is
+/// made until it is done.
+struct Engine {
+    projects: usize,
+    leaving: bool,
+}
+
+static ENGINE: Mutex<Engine> = Mutex::new(Engine { projects: 0, leaving: false });
+static ENGINE_CHANGED: Condvar = Condvar::new();
+
+fn engine() -> MutexGuard<'static, Engine> {
+    ENGINE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A project counted in [`ENGINE`] while it lives.
+struct OnEngine;
+
+impl OnEngine {
+    fn enter() -> OnEngine {
+        let mut engine = engine();
+        while engine.leaving {
+            engine = ENGINE_CHANGED.wait(engine).unwrap_or_else(PoisonError::into_inner);
+        }
+        engine.projects += 1;
+        OnEngine
+    }
+}
+
+impl Drop for OnEngine {
+    fn drop(&mut self) {
+        engine().projects -= 1;
+        ENGINE_CHANGED.notify_all();
+    }
+}
+
+/// Runs `leave` once the caller's own `own` projects are the only ones (or `limit` has passed,
+/// which it says), holding back new projects until it returns.
+pub fn alone_on_the_engine<T>(own: usize, limit: Duration, leave: impl FnOnce() -> T) -> T {
+    struct Leaving;
+    impl Drop for Leaving {
+        fn drop(&mut self) {
+            engine().leaving = false;
+            ENGINE_CHANGED.notify_all();
+        }
+    }
+    let deadline = Instant::now() + limit;
+    let mut state = engine();
+    while state.leaving {
+        state = ENGINE_CHANGED.wait(state).unwrap_or_else(PoisonError::into_inner);
+    }
+    state.leaving = true;
+    let _leaving = Leaving;
+    let started = Instant::now();
+    while state.projects > own {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            eprintln!("e2e: {} other project(s) still on the engine after {limit:?}: going on", state.projects - own);
+            break;
+        };
+        state = ENGINE_CHANGED.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0;
+    }
+    drop(state);
+    if started.elapsed() > Duration::from_secs(1) {
+        timing("waited for the other scenarios' projects", started.elapsed());
+    }
+    leave()
 }
 
 impl Project {
@@ -212,6 +284,7 @@ impl Project {
     }
 
     fn create(scenario: &str, compose: Option<&str>, fill: impl FnOnce(&Path)) -> Project {
+        let on_engine = OnEngine::enter();
         let suite = suite();
         *SUITE_CONFIG.lock().unwrap() = suite.docker_config.clone();
         let dir = tempfile::Builder::new().prefix("xtask-e2e-").tempdir().unwrap();
@@ -223,7 +296,7 @@ impl Project {
         let name = format!("e2e-{}-{scenario}", std::process::id());
         let images = Mutex::new(Vec::new());
         let (scenario, compose) = (scenario.to_owned(), compose.map(str::to_owned));
-        Project { name, scenario, created: Instant::now(), compose, images, dir }
+        Project { name, scenario, created: Instant::now(), compose, images, dir, _on_engine: on_engine }
     }
 
     pub fn root(&self) -> PathBuf {

@@ -57,7 +57,9 @@ impl Drop for Swarm {
                 let _ = docker(&["volume", "rm", volume]);
             }
         }
-        let left = docker(&["swarm", "leave", "--force"]);
+        // The swarm scenario's own project is the one left on the engine.
+        let left =
+            harness::alone_on_the_engine(1, Duration::from_secs(20 * 60), || docker(&["swarm", "leave", "--force"]));
         if !left.status.success() {
             eprintln!("e2e: swarm: could not leave the swarm: {}", text(&left.stderr));
         }
