@@ -401,8 +401,11 @@ mod stack_check {
         // The new repository's own ci, less the steps that need the engine (e2e), that would
         // recurse (new project) or that only check again what is this one's byte for byte:
         // its env-file reader against Compose (env fuzz), its Rust's lints (clippy) and its
-        // book (book, whose tool may still be building in the background of this run). Its own target directory keeps its build from
-        // replacing this repository's binaries; the tools installed here are reused.
+        // book (book, whose tool may still be building in the background of this run). Its
+        // own target directory keeps its build from replacing this repository's binaries; the
+        // dependencies built and the tools installed here are reused.
+        let target = root().join("target/new-project");
+        seed_dependencies(&target);
         let mut ci = Command::new(std::env::var("CARGO").unwrap_or("cargo".into()));
         ci.args([
             "xtask",
@@ -421,7 +424,7 @@ mod stack_check {
         ])
         .current_dir(&made)
         .env_remove("XTASK_ROOT")
-        .env("CARGO_TARGET_DIR", root().join("target/new-project"))
+        .env("CARGO_TARGET_DIR", &target)
         .env("XTASK_TOOLS_DIR", tools::dir());
         let out = assert_success(&mut ci);
         let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
@@ -432,6 +435,33 @@ mod stack_check {
         let sqlite = said.lines().find(|l| l.starts_with("django-sqlite: ")).expect("the Django tests' summary");
         assert!(!sqlite.starts_with("django-sqlite: 0 "), "{sqlite}");
         assert!(said.contains("(shop.tests.test_settings."), "the tests did not run from the renamed package:\n{said}");
+    }
+
+    /// Fills an empty `target` with this run's compiled crates.io dependencies, their mtimes
+    /// kept: the new repository has the same Cargo.lock, so Cargo finds them fresh instead of
+    /// building them again. The workspace's own crate is left out, so that it is built from
+    /// the new repository's sources.
+    fn seed_dependencies(target: &Path) {
+        let profile = target.join("debug");
+        if profile.exists() {
+            return;
+        }
+        let binary = std::env::current_exe().expect("the test binary's path");
+        let built = binary.parent().and_then(Path::parent).expect("the binary lies in <target>/<profile>/deps");
+        fs::create_dir_all(&profile).expect("the new repository's profile directory");
+        for dir in ["deps", "build", ".fingerprint"] {
+            assert_success(Command::new("cp").arg("-a").arg(built.join(dir)).arg(&profile));
+        }
+        for dir in ["deps", "build", ".fingerprint"] {
+            for entry in fs::read_dir(profile.join(dir)).expect("the copied directory").flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if ["xtask-", "libxtask-", "integration-"].iter().any(|own| name.starts_with(own)) {
+                    let path = entry.path();
+                    let removed = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+                    removed.unwrap_or_else(|e| panic!("cannot remove {}: {e}", path.display()));
+                }
+            }
+        }
     }
 
     #[test]
