@@ -182,7 +182,7 @@ fn parse(value: serde_json::Value) -> Result<Description> {
 /// The template's Celery worker and scheduler, as the repository's Cargo.toml describes them.
 fn template_processes() -> BTreeMap<String, Process> {
     let worker = Process {
-        health: Some("celery -A config inspect ping --timeout 5 -d celery@$HOSTNAME".into()),
+        health: Some("test $(( $(date +%s) - $(stat -c %Y /tmp/celery-worker-alive) )) -lt 10".into()),
         ..Process::of_command("celery -A config worker --loglevel=INFO --concurrency=2")
     };
     let beat = Process {
