@@ -13,8 +13,9 @@
 # project's CA) keeps several clients on the home page and its stylesheet, and one client
 # sending 4 MiB uploads slowly (about 4 s each), from before a deploy starts until the page
 # has shown the new version for 5 s. For each method it prints: requests, failed requests,
-# the longest gap without a successful response, p99 latency, and the wall time from the
-# command's start to the new version being served. The classic run goes first, while nginx
+# the longest gap without a successful response, p99 latency, and the wall times from the
+# command's start to the new version being served (watched while the command runs) and to the
+# command's return (for the xtask, after the old containers drained). The classic run goes first, while nginx
 # still names the web service; a switch leaves it naming containers, which a recreate in
 # place would not update.
 #
@@ -59,14 +60,18 @@ python3 "$root/tests/bench/redeploy_load.py" run --port "$https" --ca "$site/cer
 load_pid=$!
 sleep 5
 
-# One deploy: edit the page to $1, run the rest of the arguments, note when the new page is served.
+# One deploy: edit the page to $1, run the rest of the arguments, note when the new page is
+# first served (watched while the command runs: a start-first deploy serves it before it has
+# drained and stopped the old containers) and when the command returned.
 deploy() {
     local text=$1 label=$2
     shift 2
     sed -i -E "s#<h1>[^<]*</h1>#<h1>$text</h1>#" "$home"
-    local start
+    local start command served returned
     start=$(date +%s.%N)
-    "$@" >"$work/$label.log" 2>&1 || { echo "$label failed: see $work/$label.log" >&2; tail -20 "$work/$label.log" >&2; }
+    # Each line of its output stamped with the time it came, to see where the time went.
+    "$@" 2>&1 | while IFS= read -r line; do printf '%s %s\n' "$(date +%T.%3N)" "$line"; done >"$work/$label.log" &
+    command=$!
     local deadline=$((SECONDS + 180))
     until curl -s --cacert "$site/certs/ca.pem" --resolve "localhost:$https:127.0.0.1" "https://localhost:$https/" | grep -q "$text"; do
         if [ "$SECONDS" -ge "$deadline" ]; then
@@ -75,10 +80,11 @@ deploy() {
         fi
         sleep 0.1
     done
-    local served
     served=$(date +%s.%N)
+    wait "$command" || { echo "$label failed: see $work/$label.log" >&2; tail -20 "$work/$label.log" >&2; }
+    returned=$(date +%s.%N)
     sleep 5
-    echo "$label $start $served $(date +%s.%N)" >>"$marks"
+    echo "$label $start $served $returned $(date +%s.%N)" >>"$marks"
 }
 
 # The classic way: the compose command prod runs, with `up --build --detach`.

@@ -6,10 +6,10 @@ uploads slowly (64 KiB every 60 ms, about 4 s each), all over HTTPS to localhost
 (at most 15 minutes or 200,000 requests). Each request is one line of --out:
 `<kind> <start> <end> <ok> <what went wrong, for a failure>`.
 
-report: for each line of --marks (`<label> <start> <served> <end>`, epoch seconds), the
-requests that started in [start, end]: count, failed, p99 latency of the page requests; the
-longest time in [start, end] without a successful response ending; and the wall time
-start -> served.
+report: for each line of --marks (`<label> <start> <served> <returned> <end>`, epoch seconds),
+the requests that started in [start, end]: count, failed, p99 latency of the page requests;
+the longest time in [start, end] without a successful response ending; and the wall times
+start -> new page served and start -> command returned.
 """
 
 import argparse
@@ -135,11 +135,13 @@ def report(args):
         for line in f:
             kind, start, end, ok, *why = line.split(maxsplit=4)
             requests.append((kind, float(start), float(end), ok == "1", " ".join(why).strip()))
-    print(f"{'method':<12} {'requests':>8} {'uploads':>7} {'failed':>6} {'longest gap':>11} {'p99':>8} {'wall time':>9}")
+    print(
+        f"{'method':<12} {'requests':>8} {'uploads':>7} {'failed':>6} {'longest gap':>11} {'p99':>8}"
+        f" {'new page':>8} {'returned':>8}"
+    )
     with open(args.marks) as f:
         for line in f:
-            label, start, served, end = line.split()
-            start, served, end = float(start), float(served), float(end)
+            label, start, served, returned, end = (float(v) if i else v for i, v in enumerate(line.split()))
             window = sorted((r for r in requests if start <= r[1] <= end), key=lambda r: r[2])
             failed = sum(1 for r in window if not r[3])
             done = [start] + sorted(r[2] for r in requests if r[3] and start <= r[2] <= end) + [end]
@@ -147,7 +149,10 @@ def report(args):
             latencies = sorted(r[2] - r[1] for r in window if r[0] == "page")
             p99 = latencies[int(0.99 * (len(latencies) - 1))] if latencies else 0.0
             up = sum(1 for r in window if r[0] == "upload")
-            print(f"{label:<12} {len(window):>8} {up:>7} {failed:>6} {gap:>10.2f}s {p99 * 1000:>6.0f}ms {served - start:>8.1f}s")
+            print(
+                f"{label:<12} {len(window):>8} {up:>7} {failed:>6} {gap:>10.2f}s {p99 * 1000:>6.0f}ms"
+                f" {served - start:>7.1f}s {returned - start:>7.1f}s"
+            )
             kinds = sorted({r[4] for r in window if not r[3]})
             if kinds:
                 print(f"  failures of {label}: " + "; ".join(kinds))
