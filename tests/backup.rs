@@ -176,6 +176,18 @@ fn a_schedule_the_service_cannot_keep_is_refused_in_one_line() {
     assert!(call.ends_with(" down") && call.contains(OVERLAY) && down.stderr.is_empty(), "{call}\n{}", down.stderr);
 }
 
+/// The drill's scratch Postgres goes with its anonymous data volume, which holds the
+/// restored database, whatever happened.
+#[test]
+fn the_dry_run_of_a_drill_removes_the_scratch_database_with_its_volume() {
+    let project = shop(&format!("BACKUP_REPOSITORY=s3:host/bucket\n{PASSWORD}"));
+    let run = project.xtask(&["--dry-run", "backup", "verify"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let line =
+        run.stdout.lines().find(|l| l.starts_with("# whatever happened: ")).unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(line.contains("docker rm --force --volumes "), "{line}");
+}
+
 /// A restore stops the production stack's backup service while it replaces the data, after
 /// the safety snapshot, and starts it again after.
 #[test]

@@ -3,9 +3,11 @@
 //! uploads, is snapshotted, its volumes wiped (`down --volumes`), a fresh stack started and the
 //! snapshot restored: every row and every media byte must come back, and the site serve them.
 
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::time::Instant;
 
-use super::harness::{docker_ok, text, timing, Project};
+use super::harness::{docker, docker_ok, text, timing, Project};
 use super::http::Site;
 use super::scheduled_backup;
 use super::sftp::SftpHost;
@@ -15,6 +17,18 @@ const PASSWORD: &str = "e2e-backup-password-0123456789";
 
 /// The large upload: big enough that a second snapshot sending it again would show.
 pub const LARGE: usize = 6 * 1024 * 1024;
+
+/// The engine's anonymous volumes (named by 64 hex digits) that hold a Postgres data directory.
+fn scratch_databases() -> BTreeSet<String> {
+    let names = docker_ok(&["volume", "ls", "--quiet"]);
+    let anonymous = names.split_whitespace().filter(|n| n.len() == 64 && n.chars().all(|c| c.is_ascii_hexdigit()));
+    // A volume another scenario removes meanwhile holds nothing.
+    let holds_a_database = |name: &&str| {
+        let mountpoint = text(&docker(&["volume", "inspect", "--format", "{{.Mountpoint}}", name]).stdout);
+        !mountpoint.trim().is_empty() && Path::new(mountpoint.trim()).join("PG_VERSION").exists()
+    };
+    anonymous.filter(holds_a_database).map(str::to_owned).collect()
+}
 
 pub fn survives_the_host(project: &Project, site: Site, committed: &[String]) {
     let host = SftpHost::start().unwrap_or_else(|e| panic!("the SFTP backup host did not start: {e}"));
@@ -49,10 +63,12 @@ pub fn survives_the_host(project: &Project, site: Site, committed: &[String]) {
 
     let listed = list(project);
     assert!(listed.contains(&first) && listed.contains(&second), "backup list:\n{listed}");
-    let started = Instant::now();
+    let (started, databases) = (Instant::now(), scratch_databases());
     let verified = text(&project.ok(&["backup", "verify"]).stdout);
     timing("backup: verify (restore drill)", started.elapsed());
     assert!(verified.contains("snapshot latest") && verified.contains("verified"), "{verified}");
+    let left: Vec<String> = scratch_databases().difference(&databases).cloned().collect();
+    assert!(left.is_empty(), "the drill left its restored database behind in volume(s) {left:?}");
 
     let before = Data::read(project);
     let refused = project.xtask(&["backup", "restore", "latest"]);

@@ -199,7 +199,8 @@ fn verify(cx: &Context, args: BackupVerifyArgs) -> Result<()> {
             .args(contents::COUNTS.iter().copied())
             .args(["--username=postgres", "--dbname=postgres"])
             .stdin(&counts_sql),
-        remove: docker(cx).args(["rm", "--force", &container]),
+        // With its anonymous volume (the image's VOLUME), which holds the restored database.
+        remove: docker(cx).args(["rm", "--force", "--volumes", &container]),
         check: site.repository.restic(&["check", "--read-data"]),
         fetch,
         counts_sql,
