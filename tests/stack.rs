@@ -451,8 +451,6 @@ mod stack_check {
         fs::create_dir_all(&profile).expect("the new repository's profile directory");
         for dir in ["deps", "build", ".fingerprint"] {
             assert_success(Command::new("cp").arg("-a").arg(built.join(dir)).arg(&profile));
-        }
-        for dir in ["deps", "build", ".fingerprint"] {
             for entry in fs::read_dir(profile.join(dir)).expect("the copied directory").flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if ["xtask-", "libxtask-", "integration-"].iter().any(|own| name.starts_with(own)) {
