@@ -15,9 +15,9 @@
 # has shown the new version for 5 s. For each method it prints: requests, failed requests,
 # the longest gap without a successful response, p99 latency, and the wall times from the
 # command's start to the new version being served (watched while the command runs) and to the
-# command's return (for the xtask, after the old containers drained). The classic run goes first, while nginx
-# still names the web service; a switch leaves it naming containers, which a recreate in
-# place would not update.
+# command's return (for the xtask, after the old containers drained). The classic run goes
+# first, while nginx still names the web service; a switch leaves it naming containers, which
+# a recreate in place would not update.
 #
 # Without a registry it uses the end-to-end suite's stand-in base images and wheelhouse
 # (tests/e2e/support). Everything it makes (a scratch copy of the repository under
